@@ -1,0 +1,342 @@
+"""The config.json schema as nested dataclasses: load, save, validate.
+
+A config in the original command-line trainer's format (top-level model_id/tokenizer_id/device/dtype, sections
+train/optim/data/output/hf) loads unchanged; every field added since has a default. Unknown keys are errors with a
+did-you-mean suggestion, and validation reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+POOLINGS = ("mean", "cls", "last")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("linear", "cosine", "constant")
+LOADERS = ("automodel", "sentence_transformer")
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32
+    epochs: int = 1
+    max_length: int = 128
+    grad_accum_steps: int = 1
+    # Fixed optimizer steps per epoch (the data is cycled or cut to fit); None = one pass over the data.
+    steps_per_epoch: int | None = None
+    grad_checkpointing: bool = False
+    num_workers: int = 0
+    pad_to_multiple_of: int | None = None
+    # InfoNCE temperature: logits = cosine / temperature (sentence-transformers' scale = 1 / temperature).
+    temperature: float = 0.05
+    log_every: int = 10
+    # Evaluate every N optimizer steps (0 = only at the end) when eval data is configured.
+    eval_every: int = 0
+    # Write a resumable snapshot every N optimizer steps (0 = only when stopped or finished).
+    save_every: int = 0
+    resume: bool = False
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    scheduler: str = "linear"
+    max_grad_norm: float | None = 1.0
+
+
+@dataclass
+class DataConfig:
+    # None: look for tools/data/pairs.jsonl and data/pairs.jsonl next to the config file, then in the cwd.
+    pairs_path: str | None = None
+    stream: bool = False
+    eval_path: str | None = None
+    # Hold out this share of the training rows for evaluation when eval_path is not set (0 = no split).
+    eval_split: float = 0.0
+    skip_invalid: bool = False
+    shuffle: bool = True
+    # Rows kept in memory to shuffle a streamed file (memory stays flat: this many rows at most).
+    shuffle_buffer: int = 10000
+    # Use at most this many hard negatives per row (None = all of them).
+    max_hard_negatives: int | None = None
+
+
+@dataclass
+class OutputConfig:
+    save_dir: str = "outputs"
+    save_name: str = "embed-ft"
+    save_metrics: bool = True
+    # Resumable snapshots kept on disk (older ones are deleted).
+    keep_snapshots: int = 2
+    # Keep the model with the best eval metric instead of the last one (needs eval data).
+    keep_best: bool = False
+    best_metric: str = "ndcg@10"
+
+
+@dataclass
+class HFConfig:
+    trust_remote_code: bool = False
+    local_files_only: bool = False
+    default_task: str | None = None
+    loader: str = "automodel"
+    revision: str | None = None
+
+
+@dataclass
+class Config:
+    model_id: str = DEFAULT_MODEL_ID
+    tokenizer_id: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    seed: int = 42
+    pooling: str = "mean"
+    normalize: bool = True
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    hf: HFConfig = field(default_factory=HFConfig)
+    # Folder of the config file it was loaded from, to resolve relative paths (not saved).
+    base_dir: str | None = field(default=None, metadata={"internal": True})
+
+    def validate(self) -> list[str]:
+        """Every problem with the values, one sentence each naming the field; empty when the config is usable."""
+        return _check_values(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("base_dir")
+        return out
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write config.json atomically (a crash never leaves half a file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    def resolve_path(self, value: str | None) -> Path | None:
+        """A path from the config: relative paths are taken from the config file's folder, else the cwd."""
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        if p.is_absolute():
+            return p
+        if self.base_dir and (Path(self.base_dir) / p).exists():
+            return Path(self.base_dir) / p
+        return p
+
+    @property
+    def run_dir(self) -> Path:
+        return self.resolve_output(self.output.save_dir) / self.output.save_name
+
+    def resolve_output(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() or not self.base_dir else Path(self.base_dir) / p
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; .errors lists every problem, one sentence each."""
+
+    def __init__(self, errors: list[str], source: str | None = None):
+        self.errors = errors
+        where = f"{source}: " if source else ""
+        super().__init__(where + ("; ".join(errors) if len(errors) == 1 else f"{len(errors)} problems:\n  - "
+                                  + "\n  - ".join(errors)))
+
+
+def _is_internal(f: dataclasses.Field) -> bool:
+    return bool(f.metadata.get("internal"))
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def _allowed(tp: Any) -> tuple[set[type], bool]:
+    """The plain JSON types a field accepts, and whether null is allowed."""
+    args = typing.get_args(tp) if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union else (tp,)
+    nullable = type(None) in args
+    return {a for a in args if a is not type(None)}, nullable
+
+
+def _coerce(name: str, value: Any, tp: Any, errors: list[str]) -> Any:
+    kinds, nullable = _allowed(tp)
+    if value is None:
+        if nullable:
+            return None
+        errors.append(f"{name}: null is not allowed; give a {_type_words(kinds)}.")
+        return None
+    if bool in kinds:
+        if isinstance(value, bool):
+            return value
+        errors.append(f"{name}: {json.dumps(value)} is not allowed; use true or false.")
+        return None
+    if int in kinds and float not in kinds:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        errors.append(f"{name}: {json.dumps(value)} is not allowed; give a whole number.")
+        return None
+    if float in kinds:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:  # "2e-5" written as a string is a common slip; accept it.
+                return float(value)
+            except ValueError:
+                pass
+        errors.append(f"{name}: {json.dumps(value)} is not allowed; give a number.")
+        return None
+    if str in kinds:
+        if isinstance(value, str):
+            return value
+        errors.append(f"{name}: {json.dumps(value)} is not allowed; give a text string.")
+        return None
+    return value
+
+
+def _type_words(kinds: set[type]) -> str:
+    return " or ".join(sorted({bool: "true/false", int: "whole number", float: "number", str: "text"}[k] for k in kinds))
+
+
+def _unknown(name: str, key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'?" if close else f"known keys are: {', '.join(known)}."
+    return f"{name}: unknown key; {hint}"
+
+
+def _fill(obj: Any, data: dict[str, Any], prefix: str, errors: list[str]) -> None:
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name: f for f in dataclasses.fields(obj) if not _is_internal(f)}
+    for key, value in data.items():
+        # Keys starting with "_" or "//" are comments (a common JSON convention); they are kept out of the config.
+        if key.startswith(("_", "//")):
+            continue
+        name = f"{prefix}{key}"
+        if key not in fields:
+            errors.append(_unknown(name, key, list(fields)))
+            continue
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                errors.append(f"{name}: must be an object {{...}} of settings, not {json.dumps(value)}.")
+                continue
+            _fill(getattr(obj, key), value, f"{name}.", errors)
+            continue
+        value = _coerce(name, value, tp, errors)
+        if value is not None or _allowed(tp)[1]:
+            setattr(obj, key, value)
+
+
+def config_from_dict(data: dict[str, Any], source: str | None = None) -> Config:
+    """Build a Config from parsed JSON; raises ConfigError listing every unknown key, bad type and bad value."""
+    if not isinstance(data, dict):
+        raise ConfigError(["the file must hold one JSON object {...} of settings"], source)
+    config = Config()
+    errors: list[str] = []
+    _fill(config, data, "", errors)
+    config.dtype = DTYPE_ALIASES.get(str(config.dtype).lower(), str(config.dtype).lower())
+    config.device = str(config.device).lower()
+    config.optim.name = str(config.optim.name).lower()
+    config.pooling = str(config.pooling).lower()
+    errors += _check_values(config)  # fields with a type error kept their default, so no double report
+    if errors:
+        raise ConfigError(errors, source)
+    return config
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read config.json; errors name the file, and the line for JSON syntax errors."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError([f"file not found; check the path or create one from assets/config.example.json"],
+                          str(path)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError([f"line {e.lineno} column {e.colno}: invalid JSON ({e.msg})"], str(path)) from None
+    config = config_from_dict(data, str(path))
+    config.base_dir = str(path.resolve().parent)
+    return config
+
+
+def _choice(errors: list[str], name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        errors.append(f"{name}: {json.dumps(value)} is not allowed{hint}; choose one of {', '.join(allowed)}.")
+
+
+def _at_least(errors: list[str], name: str, value: Any, low: float, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if value is None or value < low:
+        errors.append(f"{name}: {json.dumps(value)} is not allowed; it must be {low:g} or more.")
+
+
+def _check_values(c: Config) -> list[str]:
+    e: list[str] = []
+    if not str(c.model_id or "").strip():
+        e.append("model_id: empty; give a Hugging Face model id or a local model folder.")
+    _choice(e, "device", c.device, DEVICES)
+    _choice(e, "dtype", c.dtype, DTYPES)
+    _choice(e, "pooling", c.pooling, POOLINGS)
+    _choice(e, "optim.name", c.optim.name, OPTIMIZERS)
+    _choice(e, "optim.scheduler", c.optim.scheduler, SCHEDULERS)
+    _choice(e, "hf.loader", c.hf.loader, LOADERS)
+    t = c.train
+    _at_least(e, "train.batch_size", t.batch_size, 1)
+    _at_least(e, "train.epochs", t.epochs, 1)
+    _at_least(e, "train.max_length", t.max_length, 8)
+    _at_least(e, "train.grad_accum_steps", t.grad_accum_steps, 1)
+    _at_least(e, "train.steps_per_epoch", t.steps_per_epoch, 1, optional=True)
+    _at_least(e, "train.num_workers", t.num_workers, 0)
+    _at_least(e, "train.pad_to_multiple_of", t.pad_to_multiple_of, 1, optional=True)
+    _at_least(e, "train.log_every", t.log_every, 1)
+    _at_least(e, "train.eval_every", t.eval_every, 0)
+    _at_least(e, "train.save_every", t.save_every, 0)
+    if t.temperature is not None and not 0 < t.temperature <= 10:
+        e.append(f"train.temperature: {t.temperature} is not allowed; use a value in (0, 10], typically 0.02-0.1.")
+    o = c.optim
+    if o.lr is not None and not 0 < o.lr < 1:
+        e.append(f"optim.lr: {o.lr} is not allowed; use a learning rate in (0, 1), typically 1e-5 to 1e-4.")
+    _at_least(e, "optim.weight_decay", o.weight_decay, 0)
+    if o.warmup_ratio is not None and not 0 <= o.warmup_ratio < 1:
+        e.append(f"optim.warmup_ratio: {o.warmup_ratio} is not allowed; use a share in [0, 1), e.g. 0.1.")
+    if o.max_grad_norm is not None and o.max_grad_norm <= 0:
+        e.append(f"optim.max_grad_norm: {o.max_grad_norm} is not allowed; use a positive number, or null for none.")
+    d = c.data
+    if d.eval_split is not None and not 0 <= d.eval_split < 1:
+        e.append(f"data.eval_split: {d.eval_split} is not allowed; use a share in [0, 1), e.g. 0.1.")
+    if d.eval_split and d.stream:
+        e.append("data.eval_split: cannot split a streamed file; set data.eval_path or turn data.stream off.")
+    _at_least(e, "data.shuffle_buffer", d.shuffle_buffer, 1)
+    _at_least(e, "data.max_hard_negatives", d.max_hard_negatives, 0, optional=True)
+    out = c.output
+    if not str(out.save_name or "").strip() or any(ch in str(out.save_name) for ch in "/\\"):
+        e.append(f"output.save_name: {json.dumps(out.save_name)} is not allowed; give a folder name without slashes.")
+    if not str(out.save_dir or "").strip():
+        e.append("output.save_dir: empty; give the folder runs are written to, e.g. outputs.")
+    _at_least(e, "output.keep_snapshots", out.keep_snapshots, 1)
+    return e
+

