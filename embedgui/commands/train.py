@@ -1,0 +1,77 @@
+"""python -m embedgui train --config PATH [--resume]"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from ..engine.callbacks import Callback, TrainState
+from ..engine.config import ConfigError, load_config
+from ..engine.data import PairsError
+from ..engine.device import DeviceError
+from ..engine.modeling import ModelLoadError
+from ..engine.trainer import Trainer, TrainingError
+
+USER_ERRORS = (ConfigError, PairsError, ModelLoadError, DeviceError, TrainingError)
+
+
+class ProgressBar(Callback):
+    """tqdm bar: step, loss, accuracy, it/s and ETA; eval metrics printed as they come."""
+
+    def __init__(self):
+        self.bar = None
+
+    def on_train_begin(self, state: TrainState) -> None:
+        from tqdm import tqdm
+
+        print(f"device {state.device}, precision {state.precision}, {state.max_steps} steps -> {state.run_dir}",
+              file=sys.stderr)
+        self.bar = tqdm(total=state.max_steps, initial=state.step, unit="step", dynamic_ncols=True)
+
+    def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
+        self.bar.set_postfix(epoch=f"{state.epoch}/{state.epochs}", loss=f"{logs['loss']:.4f}",
+                             acc=f"{logs['acc']:.3f}", lr=f"{logs['lr']:.2e}", refresh=False)
+        self.bar.update(state.step - self.bar.n)
+
+    def on_evaluate(self, state: TrainState, metrics: dict[str, float]) -> None:
+        text = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        self.bar.write(f"eval @ step {state.step}: {text}")
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="path to config.json (see assets/config.example.json)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest snapshot")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame):  # first Ctrl-C: stop cleanly with a snapshot; second: abort
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("\nStopping after this step and saving a snapshot (Ctrl-C again to abort)...", file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        config = load_config(args.config)
+        if args.resume:
+            config.train.resume = True
+        trainer = Trainer(config, callbacks=[] if args.quiet else [ProgressBar()])
+        result = trainer.fit(stop)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(trainer.state.message)
+    if result.status == "stopped":
+        print(f"Resume with: python -m embedgui train --config {args.config} --resume")
+    return 0

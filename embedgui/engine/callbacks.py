@@ -1,0 +1,108 @@
+"""Training state and callbacks: what the trainer tells the outside world (CLI progress bar, GUI charts, files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainState:
+    """Where a run is; JSON-serialisable so it can be saved, queued and shown."""
+
+    step: int = 0
+    max_steps: int = 0
+    epoch: int = 0  # 1-based epoch the current step belongs to
+    epochs: int = 0
+    status: str = "idle"  # idle | starting | running | stopping | stopped | finished | failed
+    device: str = ""
+    precision: str = ""
+    run_dir: str = ""
+    message: str = ""
+    started_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Callback:
+    """Override the hooks you need; the trainer calls them in its own thread."""
+
+    def on_train_begin(self, state: TrainState) -> None:
+        pass
+
+    def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
+        pass
+
+    def on_evaluate(self, state: TrainState, metrics: dict[str, float]) -> None:
+        pass
+
+    def on_save(self, state: TrainState, path: str) -> None:
+        pass
+
+    def on_train_end(self, state: TrainState) -> None:
+        pass
+
+
+class JsonlCallback(Callback):
+    """Appends one JSON row per log step ("kind": "train") and per evaluation ("kind": "eval") to metrics.jsonl."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def _append(self, row: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+
+    def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
+        self._append({"kind": "train", "step": state.step, "epoch": state.epoch, "time": time.time(), **logs})
+
+    def on_evaluate(self, state: TrainState, metrics: dict[str, float]) -> None:
+        self._append({"kind": "eval", "step": state.step, "epoch": state.epoch, "time": time.time(), **metrics})
+
+
+class QueueCallback(Callback):
+    """Puts (event, state dict, payload) on a queue for a UI thread to drain; never blocks the trainer."""
+
+    def __init__(self, q: queue.Queue):
+        self.q = q
+
+    def _put(self, event: str, state: TrainState, payload: Any = None) -> None:
+        self.q.put_nowait((event, state.to_dict(), payload))
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self._put("begin", state)
+
+    def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
+        self._put("log", state, dict(logs))
+
+    def on_evaluate(self, state: TrainState, metrics: dict[str, float]) -> None:
+        self._put("eval", state, dict(metrics))
+
+    def on_save(self, state: TrainState, path: str) -> None:
+        self._put("save", state, path)
+
+    def on_train_end(self, state: TrainState) -> None:
+        self._put("end", state)
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a metrics.jsonl (a torn last line from a crash is ignored)."""
+    rows = []
+    try:
+        with Path(path).open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    except FileNotFoundError:
+        return []
+    return rows
