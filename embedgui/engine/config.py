@@ -130,24 +130,10 @@ class Config:
         tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, path)
 
-    def resolve_path(self, value: str | None) -> Path | None:
-        """A path from the config: relative paths are taken from the config file's folder, else the cwd."""
-        if not value:
-            return None
-        p = Path(value).expanduser()
-        if p.is_absolute():
-            return p
-        if self.base_dir and (Path(self.base_dir) / p).exists():
-            return Path(self.base_dir) / p
-        return p
-
     @property
     def run_dir(self) -> Path:
-        return self.resolve_output(self.output.save_dir) / self.output.save_name
-
-    def resolve_output(self, value: str) -> Path:
-        p = Path(value).expanduser()
-        return p if p.is_absolute() or not self.base_dir else Path(self.base_dir) / p
+        """output.save_dir/output.save_name; a relative save_dir is taken from the working directory."""
+        return Path(self.output.save_dir).expanduser() / self.output.save_name
 
 
 class ConfigError(ValueError):
@@ -214,7 +200,8 @@ def _coerce(name: str, value: Any, tp: Any, errors: list[str]) -> Any:
 
 
 def _type_words(kinds: set[type]) -> str:
-    return " or ".join(sorted({bool: "true/false", int: "whole number", float: "number", str: "text"}[k] for k in kinds))
+    words = {bool: "true/false", int: "whole number", float: "number", str: "text"}
+    return " or ".join(sorted(words[k] for k in kinds))
 
 
 def _unknown(name: str, key: str, known: list[str]) -> str:
@@ -269,7 +256,7 @@ def load_config(path: str | os.PathLike) -> Config:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError([f"file not found; check the path or create one from assets/config.example.json"],
+        raise ConfigError(["file not found; check the path or create one from assets/config.example.json"],
                           str(path)) from None
     try:
         data = json.loads(text)

@@ -97,7 +97,7 @@ def count_pairs(path: str | os.PathLike, skip_invalid: bool = False) -> tuple[in
     return n, skipped
 
 
-def find_pairs_path(pairs_path: str | None, config_dir: str | None) -> Path:
+def find_pairs_path(pairs_path: str | None, config_dir: str | None, field: str = "data.pairs_path") -> Path:
     """data.pairs_path, else the default locations next to the config file and in the working directory."""
     if pairs_path:
         path = Path(pairs_path).expanduser()
@@ -105,7 +105,7 @@ def find_pairs_path(pairs_path: str | None, config_dir: str | None) -> Path:
         for c in candidates:
             if c.is_file():
                 return c
-        raise PairsError(f"data.pairs_path: {pairs_path} not found (looked in {', '.join(map(str, candidates))}); "
+        raise PairsError(f"{field}: {pairs_path} not found (looked in {', '.join(map(str, candidates))}); "
                          "fix the path.")
     bases = [Path(config_dir)] if config_dir else []
     bases.append(Path.cwd())
@@ -250,8 +250,10 @@ def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollat
                 shuffle: bool = True, start_batch: int = 0, num_workers: int = 0, pin_memory: bool = False,
                 shuffle_buffer: int = 10000, skip_invalid: bool = False) -> DataLoader:
     """An endless DataLoader of collated batches from batch `start_batch` on (in memory: a list; stream: a path)."""
+    # A private generator: creating the iterator must not draw from the global RNG that dropout uses, or a
+    # resumed run (whose RNG state is restored) would drift from an uninterrupted one.
     common = {"collate_fn": collator, "num_workers": num_workers, "pin_memory": pin_memory,
-              "persistent_workers": False}
+              "persistent_workers": False, "generator": torch.Generator().manual_seed(seed)}
     if isinstance(source, (str, os.PathLike)):
         dataset = StreamedBatches(source, batch_size, seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
                                   skip_invalid=skip_invalid, start_batch=start_batch)

@@ -190,7 +190,8 @@ def write_sentence_transformers_files(directory: Path, dim: int, pooling: str, n
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     ]
     if normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        normalize_module = "sentence_transformers.models.Normalize"
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": normalize_module})
         (directory / "2_Normalize").mkdir(exist_ok=True)
     (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
     (directory / "sentence_bert_config.json").write_text(

@@ -146,7 +146,7 @@ class Trainer:
         path = find_pairs_path(c.data.pairs_path, c.base_dir)
         eval_rows: list[Pair] = []
         if c.data.eval_path:
-            eval_path = find_pairs_path(c.data.eval_path, c.base_dir)
+            eval_path = find_pairs_path(c.data.eval_path, c.base_dir, "data.eval_path")
             eval_rows, _ = read_pairs(eval_path, c.data.skip_invalid)
         if c.data.stream:
             n, skipped = count_pairs(path, c.data.skip_invalid)
@@ -241,8 +241,13 @@ class Trainer:
         model = load_embedder_from_config(c, for_training=True)
         model.to(device)
         if c.train.grad_checkpointing:
-            if getattr(model.backbone, "supports_gradient_checkpointing", False):
-                model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            backbone = model.backbone
+            if getattr(backbone, "supports_gradient_checkpointing", False):
+                # transformers 5 renamed it; non-reentrant checkpointing works with inputs that need no grad
+                if hasattr(backbone, "activation_checkpointing_enable"):
+                    backbone.activation_checkpointing_enable({"use_reentrant": False})
+                else:
+                    backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             else:
                 log.warning("train.grad_checkpointing: this model does not support it; training without.")
         model.train()

@@ -1,0 +1,70 @@
+"""python -m embedgui eval --model-dir DIR --pairs FILE [--device auto] [--json OUT] [--compare-with BASE]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ..engine.data import PairsError
+from ..engine.device import DeviceError
+from ..engine.evaluate import DEFAULT_KS, compare, evaluate_model, format_metrics
+from ..engine.modeling import ModelLoadError
+
+USER_ERRORS = (PairsError, ModelLoadError, DeviceError, OSError)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", required=True, metavar="DIR",
+                        help="model folder written by train, or any model id/folder (the evaluated model)")
+    parser.add_argument("--pairs", required=True, metavar="FILE", help="pairs.jsonl with anchor/positive rows")
+    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
+    parser.add_argument("--batch-size", type=_positive_int, default=64, help="texts per encoding batch (default 64)")
+    parser.add_argument("--k", type=_positive_int, nargs="+", default=list(DEFAULT_KS), metavar="K",
+                        help="recall cut-offs (default: 1 5 10); MRR and nDCG are always @10")
+    parser.add_argument("--no-distractors", action="store_true",
+                        help="leave hard negatives out of the corpus (default: they join it as distractors)")
+    parser.add_argument("--compare-with", metavar="BASE",
+                        help="also score this model (e.g. the base model) and print a before/after table")
+    parser.add_argument("--max-length", type=_positive_int, default=None,
+                        help="token limit per text (default: the model folder's setting, else 256)")
+    parser.add_argument("--skip-invalid", action="store_true", help="skip bad lines in the pairs file")
+    parser.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    options = {"device": args.device, "batch_size": args.batch_size, "ks": args.k, "max_length": args.max_length,
+               "hard_negatives_as_distractors": not args.no_distractors, "skip_invalid": args.skip_invalid}
+    try:
+        if args.compare_with:
+            result = compare(args.model_dir, args.compare_with, args.pairs, **options)
+            info, payload = result.after, result.to_dict()
+            text = f"before: {result.before.model}\nafter:  {result.after.model}\n\n{result.table()}"
+        else:
+            info = evaluate_model(args.model_dir, args.pairs, **options)
+            payload, text = info.to_dict(), format_metrics(info.metrics)
+        distractors = "with" if info.distractors else "without"
+        print(f"{info.queries} queries, {info.corpus} corpus texts ({distractors} hard negatives as distractors)"
+              + (f", {len(info.skipped)} invalid line(s) skipped" if info.skipped else ""), file=sys.stderr)
+        print(text)
+        if args.json:
+            out = Path(args.json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,66 @@
+"""python -m embedgui search --model-dir DIR --corpus FILE --query TEXT [--query TEXT ...] [--k 5]"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..engine.device import DeviceError
+from ..engine.modeling import ModelLoadError, load_embedder
+from ..engine.search import CorpusError, SearchIndex, SearchIndexError, load_corpus
+
+USER_ERRORS = (CorpusError, SearchIndexError, ModelLoadError, DeviceError, OSError)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", metavar="DIR",
+                        help="model folder written by train, or any model id/folder (default with --index: the "
+                             "model the index was built with)")
+    parser.add_argument("--corpus", metavar="FILE",
+                        help="texts to search: a .txt (one a line), a pairs .jsonl (its positives) or a .csv/.tsv")
+    parser.add_argument("--column", metavar="NAME", help="the CSV/TSV column (or JSONL field) holding the texts")
+    parser.add_argument("--query", action="append", required=True, metavar="TEXT", help="a query; repeat for more")
+    parser.add_argument("--k", type=_positive_int, default=5, help="hits per query (default 5)")
+    parser.add_argument("--index", metavar="DIR",
+                        help="with --corpus: save the built index here; without: load the index saved here")
+    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
+    parser.add_argument("--batch-size", type=_positive_int, default=64, help="texts per encoding batch (default 64)")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.corpus and not args.index:
+        print("error: give --corpus FILE to search (or --index DIR to load a saved index).", file=sys.stderr)
+        return 2
+    if args.corpus and not args.model_dir:
+        print("error: --model-dir is needed to embed the --corpus; give a model folder or id.", file=sys.stderr)
+        return 2
+    try:
+        embedder = load_embedder(args.model_dir, device=args.device) if args.model_dir else None
+        if args.corpus:
+            index = SearchIndex.build(load_corpus(args.corpus, args.column), embedder, batch_size=args.batch_size)
+            if args.index:
+                index.save(args.index)
+        else:
+            index = SearchIndex.load(args.index, embedder, device=args.device)
+        results = index.query(args.query, k=args.k)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for n, (query, hits) in enumerate(zip(args.query, results)):
+        if len(args.query) > 1:
+            print(("\n" if n else "") + f"query: {query}")
+        for hit in hits:
+            print(f"{hit.score:.4f}  {' '.join(hit.text.split())}")
+    return 0

@@ -1,0 +1,232 @@
+"""Retrieval evaluation of an embedding model on a pairs file: recall@k, MRR@10, nDCG@10, and before/after.
+
+Queries are the distinct anchors; the corpus is every distinct positive, plus the hard negatives as
+distractors (unless turned off); a query's relevant documents are all positives of its rows. The metrics
+are those of sentence-transformers' InformationRetrievalEvaluator (binary relevance):
+
+    recall@k = |relevant in top k| / |relevant|
+    mrr@k    = 1 / rank of the first relevant document in the top k (0 if none)
+    ndcg@k   = sum over hits at rank r <= k of 1/log2(r + 1), divided by the same sum for min(|relevant|, k) hits
+
+each averaged over queries. Scores are cosine similarities; equal scores rank the document that comes first
+in the corpus first (corpus order = first appearance in the file).
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from .data import Pair, read_pairs
+from .search import DEFAULT_CHUNK, cosine_top_k
+
+DEFAULT_KS = (1, 5, 10)
+RANK_K = 10  # MRR and nDCG cut-off, as in sentence-transformers and MTEB
+
+
+@dataclass
+class RetrievalTask:
+    """Queries, corpus and, per query, the set of corpus indexes that are relevant."""
+
+    queries: list[str]
+    corpus: list[str]
+    relevant: list[set[int]]
+
+
+def _key(text: str) -> str:
+    # Same identity as the trainer's duplicate masking: texts that differ only in whitespace are one text.
+    return " ".join(text.split())
+
+
+def build_task(pairs: Sequence[Pair], hard_negatives_as_distractors: bool = True) -> RetrievalTask:
+    """Distinct anchors as queries; distinct positives (and hard negatives) as the corpus, in file order."""
+    query_index: dict[str, int] = {}
+    doc_index: dict[str, int] = {}
+    queries: list[str] = []
+    corpus: list[str] = []
+    relevant: list[set[int]] = []
+
+    def doc(text: str) -> int:
+        key = _key(text)
+        if key not in doc_index:
+            doc_index[key] = len(corpus)
+            corpus.append(text)
+        return doc_index[key]
+
+    for pair in pairs:
+        key = _key(pair.anchor)
+        if key not in query_index:
+            query_index[key] = len(queries)
+            queries.append(pair.anchor)
+            relevant.append(set())
+        relevant[query_index[key]].add(doc(pair.positive))
+        if hard_negatives_as_distractors:
+            for negative in pair.hard_negatives:
+                doc(negative)  # a hard negative that is another row's positive stays relevant to that row
+    return RetrievalTask(queries, corpus, relevant)
+
+
+def metric_names(ks: Sequence[int] = DEFAULT_KS, rank_k: int = RANK_K) -> list[str]:
+    """Result keys in print order: recall@k for each k, then mrr@rank_k and ndcg@rank_k."""
+    return [f"recall@{k}" for k in _check_ks(ks)] + [f"mrr@{rank_k}", f"ndcg@{rank_k}"]
+
+
+def _check_ks(ks: Sequence[int]) -> list[int]:
+    ks = sorted(set(int(k) for k in ks))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks: {list(ks)} must be one or more cut-offs of at least 1, like 1 5 10.")
+    return ks
+
+
+def score_rankings(ranked: Sequence[Sequence[int]], relevant: Sequence[set[int]], ks: Sequence[int] = DEFAULT_KS,
+                   rank_k: int = RANK_K) -> dict[str, float]:
+    """Metrics from each query's ranked corpus indexes (best first, at least max(ks, rank_k) long or all)."""
+    ks = _check_ks(ks)
+    if not ranked:
+        raise ValueError("There are no queries to score.")
+    recall = {k: 0.0 for k in ks}
+    mrr = ndcg = 0.0
+    for ranks, rel in zip(ranked, relevant):
+        hits = [i in rel for i in ranks]
+        for k in ks:
+            recall[k] += sum(hits[:k]) / len(rel)
+        first = next((r for r, hit in enumerate(hits[:rank_k]) if hit), None)
+        mrr += 0.0 if first is None else 1.0 / (first + 1)
+        dcg = sum(1.0 / math.log2(r + 2) for r, hit in enumerate(hits[:rank_k]) if hit)
+        ideal = sum(1.0 / math.log2(r + 2) for r in range(min(len(rel), rank_k)))
+        ndcg += dcg / ideal
+    n = len(ranked)
+    metrics = {f"recall@{k}": recall[k] / n for k in ks}
+    metrics[f"mrr@{rank_k}"] = mrr / n
+    metrics[f"ndcg@{rank_k}"] = ndcg / n
+    return metrics
+
+
+def evaluate_pairs(encode: Callable[[list[str]], torch.Tensor], pairs: Sequence[Pair], *,
+                   ks: Sequence[int] = DEFAULT_KS, hard_negatives_as_distractors: bool = True,
+                   chunk_size: int = DEFAULT_CHUNK, rank_k: int = RANK_K) -> dict[str, float]:
+    """recall@k for each k, mrr@10 and ndcg@10 of `encode` on the pairs (see the module docstring)."""
+    task = build_task(pairs, hard_negatives_as_distractors)
+    return evaluate_task(encode, task, ks=ks, chunk_size=chunk_size, rank_k=rank_k)
+
+
+def evaluate_task(encode: Callable[[list[str]], torch.Tensor], task: RetrievalTask, *,
+                  ks: Sequence[int] = DEFAULT_KS, chunk_size: int = DEFAULT_CHUNK,
+                  rank_k: int = RANK_K) -> dict[str, float]:
+    """The metrics of a prepared RetrievalTask (queries and corpus encoded once each)."""
+    ks = _check_ks(ks)
+    if not task.queries:
+        raise ValueError("There are no pairs to evaluate; the evaluation set is empty.")
+    q = _as_matrix(encode(task.queries), len(task.queries), "queries")
+    c = _as_matrix(encode(task.corpus), len(task.corpus), "corpus")
+    _, ranked = cosine_top_k(q, c, max(max(ks), rank_k), chunk_size)
+    return score_rankings(ranked.tolist(), task.relevant, ks, rank_k)
+
+
+def _as_matrix(vectors: Any, n: int, what: str) -> torch.Tensor:
+    vectors = torch.as_tensor(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] != n:
+        raise ValueError(f"encode returned shape {tuple(vectors.shape)} for {n} {what}; it must return [n, dim].")
+    return vectors
+
+
+# -- whole models ------------------------------------------------------------------------------------------
+
+@dataclass
+class EvalResult:
+    model: str
+    pairs_path: str
+    metrics: dict[str, float]
+    queries: int
+    corpus: int
+    distractors: bool = True
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON: the metrics at the top level, then model, pairs, queries, corpus."""
+        return {**self.metrics, "model": self.model, "pairs": self.pairs_path, "queries": self.queries,
+                "corpus": self.corpus, "distractors": self.distractors, "skipped_lines": len(self.skipped)}
+
+
+@dataclass
+class Comparison:
+    before: EvalResult
+    after: EvalResult
+
+    @property
+    def delta(self) -> dict[str, float]:
+        return {name: self.after.metrics[name] - self.before.metrics[name]
+                for name in self.after.metrics if name in self.before.metrics}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"before": asdict(self.before), "after": asdict(self.after), "delta": self.delta}
+
+    def table(self) -> str:
+        return format_comparison(self.before.metrics, self.after.metrics)
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """One `name: 0.6250` line per metric."""
+    return "\n".join(f"{name}: {value:.4f}" for name, value in metrics.items())
+
+
+def format_comparison(before: dict[str, float], after: dict[str, float]) -> str:
+    """A before / after / delta table of the metrics both sides have."""
+    names = [n for n in after if n in before]
+    width = max([len("metric"), *map(len, names)])
+    lines = [f"{'metric':<{width}}  {'before':>7}  {'after':>7}  {'delta':>8}"]
+    lines += [f"{n:<{width}}  {before[n]:>7.4f}  {after[n]:>7.4f}  {after[n] - before[n]:>+8.4f}" for n in names]
+    return "\n".join(lines)
+
+
+def evaluate_model(model_dir_or_id: str, pairs_path: str | os.PathLike, *, device: str = "auto",
+                   batch_size: int = 64, ks: Sequence[int] = DEFAULT_KS, hard_negatives_as_distractors: bool = True,
+                   skip_invalid: bool = False, max_length: int | None = None,
+                   chunk_size: int = DEFAULT_CHUNK) -> EvalResult:
+    """Load a model (folder or id, as load_embedder takes) and score it on a pairs file."""
+    pairs, skipped = read_pairs(pairs_path, skip_invalid=skip_invalid)
+    task = build_task(pairs, hard_negatives_as_distractors)
+    return _evaluate_loaded(model_dir_or_id, task, str(pairs_path), skipped, device=device, batch_size=batch_size,
+                            ks=ks, max_length=max_length, chunk_size=chunk_size,
+                            distractors=hard_negatives_as_distractors)
+
+
+def compare(model_dir_or_id: str, base_model: str, pairs_path: str | os.PathLike, *, device: str = "auto",
+            batch_size: int = 64, ks: Sequence[int] = DEFAULT_KS, hard_negatives_as_distractors: bool = True,
+            skip_invalid: bool = False, max_length: int | None = None,
+            chunk_size: int = DEFAULT_CHUNK) -> Comparison:
+    """Score base_model (before) and model_dir_or_id (after) on the same queries and corpus."""
+    pairs, skipped = read_pairs(pairs_path, skip_invalid=skip_invalid)
+    task = build_task(pairs, hard_negatives_as_distractors)
+    common = {"device": device, "batch_size": batch_size, "ks": ks, "max_length": max_length,
+              "chunk_size": chunk_size, "distractors": hard_negatives_as_distractors}
+    before = _evaluate_loaded(base_model, task, str(pairs_path), skipped, **common)
+    after = _evaluate_loaded(model_dir_or_id, task, str(pairs_path), skipped, **common)
+    return Comparison(before, after)
+
+
+def _evaluate_loaded(model: str, task: RetrievalTask, pairs_path: str, skipped: list[str], *, device: str,
+                     batch_size: int, ks: Sequence[int], max_length: int | None, chunk_size: int,
+                     distractors: bool) -> EvalResult:
+    from .modeling import load_embedder
+
+    start = time.perf_counter()
+    holder = [load_embedder(model, device=device, max_length=max_length)]
+    try:
+        metrics = evaluate_task(lambda texts: holder[0].encode(texts, batch_size=batch_size), task, ks=ks,
+                                chunk_size=chunk_size)
+    finally:
+        holder.clear()  # free one model before compare() loads the next
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return EvalResult(model, pairs_path, metrics, len(task.queries), len(task.corpus), distractors, skipped,
+                      time.perf_counter() - start)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from embedgui.engine.config import Config, ConfigError, config_from_dict, load_config
+
+# The config format of the command-line trainer embedgui grows from (original README), every field set.
+SEED_CONFIG = {
+    "model_id": "BAAI/bge-small-en-v1.5",
+    "tokenizer_id": None,
+    "device": "auto",
+    "dtype": "auto",
+    "train": {"batch_size": 8, "epochs": 1, "max_length": 128, "grad_accum_steps": 2, "steps_per_epoch": None,
+              "grad_checkpointing": False, "num_workers": 0, "pad_to_multiple_of": 8, "temperature": 0.07},
+    "optim": {"name": "AdamW", "lr": 2e-5, "weight_decay": 0.01, "warmup_ratio": 0.1},
+    "data": {"pairs_path": "tools/data/pairs.jsonl", "stream": False},
+    "output": {"save_dir": "outputs", "save_name": "embed-ft", "save_metrics": True},
+    "hf": {"trust_remote_code": False, "local_files_only": False, "default_task": None, "loader": "automodel"},
+}
+
+
+def test_seed_config_loads_unchanged(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(SEED_CONFIG))
+    c = load_config(path)
+    assert c.model_id == "BAAI/bge-small-en-v1.5"
+    assert c.train.grad_accum_steps == 2 and c.train.pad_to_multiple_of == 8 and c.train.temperature == 0.07
+    assert c.optim.name == "adamw" and c.optim.lr == 2e-5
+    assert c.data.pairs_path == "tools/data/pairs.jsonl" and c.hf.loader == "automodel"
+    assert c.base_dir == str(tmp_path.resolve())
+
+
+def test_example_config_is_valid():
+    from conftest import ROOT
+
+    c = load_config(ROOT / "assets" / "config.example.json")
+    assert c.validate() == []
+
+
+def test_round_trip(tmp_path):
+    c = config_from_dict(SEED_CONFIG)
+    c.train.log_every = 3
+    c.save(tmp_path / "c.json")
+    again = load_config(tmp_path / "c.json")
+    assert again.to_dict() == c.to_dict()
+    assert "base_dir" not in json.loads((tmp_path / "c.json").read_text())
+
+
+def test_all_problems_reported_at_once_with_suggestions():
+    bad = json.loads(json.dumps(SEED_CONFIG))
+    bad["train"]["bach_size"] = 4
+    bad["train"]["epochs"] = "two"
+    bad["train"]["temperature"] = 0
+    bad["optim"]["name"] = "adamx"
+    bad["device"] = "tpu"
+    bad["modle_id"] = "x"
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(bad, "my.json")
+    errors = info.value.errors
+    assert len(errors) == 6, errors
+    text = str(info.value)
+    assert text.startswith("my.json: 6 problems")
+    assert "train.bach_size: unknown key; did you mean 'batch_size'?" in errors
+    assert "modle_id: unknown key; did you mean 'model_id'?" in errors
+    assert any(e.startswith('train.epochs: "two" is not allowed') for e in errors)
+    assert any(e.startswith("train.temperature: 0.0 is not allowed") for e in errors)
+    assert any(e.startswith('optim.name: "adamx" is not allowed') and "adamw" in e for e in errors)
+    assert any(e.startswith('device: "tpu"') and "auto, cuda, mps, cpu" in e for e in errors)
+
+
+def test_json_syntax_error_names_line(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{\n  "model_id": "x",\n  "device": auto\n}')
+    with pytest.raises(ConfigError, match=r"config.json: line 3 column 13: invalid JSON"):
+        load_config(path)
+
+
+def test_missing_file_and_section_type(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.json")
+    with pytest.raises(ConfigError, match=r"train: must be an object"):
+        config_from_dict({"train": 5})
+
+
+def test_comments_and_aliases_accepted():
+    c = config_from_dict({"_comment": "hi", "dtype": "bf16", "optim": {"lr": "3e-5", "name": "AdamW"}})
+    assert c.dtype == "bfloat16" and c.optim.lr == 3e-5 and c.optim.name == "adamw"
+
+
+def test_validate_on_edited_config():
+    c = Config()
+    c.train.batch_size = 0
+    c.output.save_name = "a/b"
+    c.data.eval_split = 0.2
+    c.data.stream = True
+    errors = c.validate()
+    assert any(e.startswith("train.batch_size: 0 is not allowed") for e in errors)
+    assert any(e.startswith("output.save_name") for e in errors)
+    assert any(e.startswith("data.eval_split: cannot split a streamed file") for e in errors)

