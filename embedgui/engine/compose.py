@@ -205,7 +205,7 @@ class ComposeReport:
     def lines(self) -> list[str]:
         delim = {None: "", "\t": ", tab-separated", ",": ", comma-separated"}.get(
             self.delimiter, f", separated by {self.delimiter!r}")
-        header = ", with header" if self.has_header else (", no header" if self.format == "csv" else "")
+        header = "" if self.format != "csv" else ", with header" if self.has_header else ", no header"
         cols = f"anchor={self.columns.anchor!r}, positive={self.columns.positive!r}"
         if self.columns.negatives:
             cols += f", negatives={self.columns.negatives!r}"
@@ -222,8 +222,11 @@ class ComposeReport:
         out.append(f"pairs written: {self.pairs_written} -> {self.output_path} ({self.train_pairs})"
                    + (f", {self.eval_output_path} ({self.eval_pairs}, {self.eval_anchors} anchors)"
                       if self.eval_output_path else ""))
-        out.append(f"hard negatives: {self.negatives_given} given, {self.negatives_mined} mined ({self.miner}, "
-                   f"k={self.hard_k}); {self.rows_short_of_k} rows have fewer than {self.hard_k}")
+        if self.hard_k:
+            out.append(f"hard negatives: {self.negatives_given} given, {self.negatives_mined} mined ({self.miner}, "
+                       f"k={self.hard_k}); {self.rows_short_of_k} rows have fewer than {self.hard_k}")
+        else:
+            out.append(f"hard negatives: {self.negatives_given} given, none mined (--hard-k 0)")
         for label, chars, toks in (("anchor", self.anchor_chars, self.anchor_tokens),
                                    ("positive", self.positive_chars, self.positive_tokens)):
             out.append(f"{label} length: chars min {chars.min} / median {chars.median:g} / mean {chars.mean:.1f} / "
@@ -427,10 +430,12 @@ def _looks_like_header(first: list[str], rest: list[tuple[int, list[str]]], hint
     cells = _trim(first)
     if len(cells) < 2 or any(not c or len(c) > 40 for c in cells) or len({c.lower() for c in cells}) < len(cells):
         return False
+    if any(c[-1] in ".?!" for c in cells):  # sentences are data, even "Query,A request for information."
+        return False
     known = {_header_key(n) for n in (*ANCHOR_NAMES, *POSITIVE_NAMES, *NEGATIVE_NAMES, *hints)}
     if any(_header_key(c) in known for c in cells):
         return True
-    if any(c[-1] in ".?!" for c in cells) or len(rest) < 3:
+    if len(rest) < 3:
         return False
     # A label such as "Meaning" above definitions: the header cell is a small fraction of the column's typical
     # length. Data rows rarely look like that in every way at once.

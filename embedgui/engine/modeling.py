@@ -327,6 +327,9 @@ def load_embedder(
     pooling/normalize/max_length default to what a sentence-transformers folder says, else mean/True/256.
     for_training makes every parameter trainable and bypasses inference-only wrappers.
     """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-file "Loading weights" bars are noise in a CLI bar or a GUI log
     path = resolve_model_path(model_id)
     saved_mode, saved_norm, saved_len = saved_pooling(path)
     pooling = pooling or saved_mode or "mean"

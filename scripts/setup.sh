@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create or refresh the project's virtual environment in .venv. Sourced by scripts/run.sh and scripts/test.sh.
+#   $1 = requirements file (requirements.txt or requirements-dev.txt)
+# Re-installs only when the requirements file changed since the last successful install (a stamp in .venv).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+req=${1:-requirements.txt}
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($python --version 2>&1)"
+  "$python" -m venv .venv
+fi
+stamp=.venv/.installed-$(basename "$req")
+want=$(cat requirements.txt "$req" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing $req into .venv (first time takes a few minutes)"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1
+  # torch first, pinned: with no torch installed, an open range would pull a multi-GB CUDA build on Linux.
+  # Set EMBEDGUI_TORCH to another spec (e.g. "torch" for your GPU's build) to choose differently.
+  if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    .venv/bin/pip install -q "${EMBEDGUI_TORCH:-torch==2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
+    .venv/bin/python -c "import torch" || { echo "setup: torch failed to install"; exit 1; }
+  fi
+  .venv/bin/pip install -q -r "$req" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import embedgui.engine.trainer, transformers, sentence_transformers" \
+    || { echo "setup: installing $req failed; see the messages above"; exit 1; }
+  echo "$want" > "$stamp"
+fi
