@@ -9,13 +9,9 @@ import sys
 import threading
 
 from ..engine.callbacks import Callback, TrainState
-from ..engine.config import ConfigError, load_config
-from ..engine.data import PairsError
-from ..engine.device import DeviceError
-from ..engine.modeling import ModelLoadError
-from ..engine.trainer import Trainer, TrainingError
-
-USER_ERRORS = (ConfigError, PairsError, ModelLoadError, DeviceError, TrainingError)
+from ..engine.config import load_config
+from ..engine.runner import USER_ERRORS
+from ..engine.trainer import Trainer
 
 
 class ProgressBar(Callback):

@@ -1,0 +1,1 @@
+"""The Gradio app: builds widgets, wires events, draws Plotly figures. All work is done by embedgui.engine."""

@@ -1,0 +1,48 @@
+"""Plotly figures from a run's plain history (pure functions: easy to test, cheap to redraw)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+LAYOUT = {"height": 280, "margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "template": "plotly_white",
+          "legend": {"orientation": "h", "y": -0.25}}
+
+
+def line_figure(rows: Sequence[dict[str, Any]], keys: Sequence[str], title: str, y_title: str = "",
+                y_range: tuple[float, float] | None = None) -> go.Figure:
+    """One line per key over `step`; rows without the key are skipped."""
+    fig = go.Figure()
+    for key in keys:
+        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                                 name=key, marker={"size": 4}))
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title=y_title, **LAYOUT)
+    if y_range:
+        fig.update_yaxes(range=list(y_range))
+    return fig
+
+
+def training_figures(logs: Sequence[dict[str, Any]], evals: Sequence[dict[str, Any]],
+                     titles: dict[str, str]) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure]:
+    """Loss, in-batch accuracy, learning rate and eval metrics by step."""
+    eval_keys = [k for k in ("recall@1", "recall@5", "mrr@10", "ndcg@10") if any(k in r for r in evals)]
+    return (
+        line_figure(logs, ["loss"], titles["loss"]),
+        line_figure(logs, ["acc"], titles["acc"], y_range=(0, 1.02)),
+        line_figure(logs, ["lr"], titles["lr"]),
+        line_figure(evals, eval_keys, titles["eval"], y_range=(0, 1.02)),
+    )
+
+
+def compare_figure(before: dict[str, float] | None, after: dict[str, float], metrics: Sequence[str],
+                   title: str, names: tuple[str, str] = ("base", "fine-tuned")) -> go.Figure:
+    """Grouped bars: each metric before and after fine-tuning."""
+    fig = go.Figure()
+    if before:
+        fig.add_trace(go.Bar(x=list(metrics), y=[before.get(m, 0.0) for m in metrics], name=names[0]))
+    fig.add_trace(go.Bar(x=list(metrics), y=[after.get(m, 0.0) for m in metrics], name=names[1]))
+    fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1.02]}, **LAYOUT)
+    return fig

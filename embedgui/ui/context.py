@@ -1,0 +1,52 @@
+"""What every tab shares: the workspace folders, hosted mode, and the process's one training Run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engine.runner import Run
+
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
+SAMPLE_PAIRS = ASSETS / "sample_pairs.jsonl"
+SAMPLE_GLOSSARY = ASSETS / "sample_glossary.csv"
+
+
+@dataclass
+class AppContext:
+    workspace: Path
+    hosted: bool
+    run: Run = field(default_factory=Run)
+    max_upload_mb: int = 20
+
+    @classmethod
+    def create(cls, workspace: str | os.PathLike | None = None, hosted: bool | None = None) -> AppContext:
+        from ..engine.hosted import is_hosted
+
+        root = Path(workspace or os.environ.get("EMBEDGUI_WORKSPACE", "workspace")).resolve()
+        for sub in ("data", "runs"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        return cls(workspace=root, hosted=is_hosted() if hosted is None else hosted)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workspace / "data"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.workspace / "runs"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workspace / "config.json"
+
+    @property
+    def allowed_roots(self) -> list[Path]:
+        """Folders a hosted app may read from: its workspace first, then the bundled assets."""
+        return [self.workspace, ASSETS]
+
+    def trained_models(self) -> list[str]:
+        """Run folders that hold a saved model (newest first)."""
+        found = [p for p in self.runs_dir.glob("*") if (p / "modules.json").exists()]
+        return [str(p) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
