@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.robotparser
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -28,7 +28,8 @@ from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
 from embedgui.engine.hosted import is_hosted
 
-USER_AGENT = "embedgui-crawler/0.1 (+https://github.com/embedgui/embedgui; glossary crawler for embedding fine-tuning)"
+# Wikimedia asks for contact details: pass --user-agent "... (you@example.org)" for large crawls.
+USER_AGENT = "embedgui-crawler/0.1 (glossary crawler for embedding fine-tuning; python-requests)"
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "crawler_samples"
 
 # English Wikipedia glossaries on computing, mathematics and science. Korean equivalents are not guessed: the
@@ -319,8 +320,6 @@ _CODEC_ALIASES = {
     "iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
     "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
     "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "windows-31j": "cp932",
-    # A page that says utf-16 in a meta tag was necessarily decodable as ASCII to read that tag.
-    "utf-16": "utf-8", "utf-16le": "utf-8", "utf-16be": "utf-8",
 }
 _META_CHARSET = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.IGNORECASE)
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.IGNORECASE)
@@ -349,7 +348,9 @@ def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, str]
         match = _HEADER_CHARSET.search(content_type)
         declared.append(_codec(match.group(1)) if match else None)
     match = _META_CHARSET.search(body[:8192])
-    declared.append(_codec(match.group(1).decode("ascii")) if match else None)
+    meta = _codec(match.group(1).decode("ascii")) if match else None
+    # A page whose <meta> says utf-16 was readable as ASCII to find that tag, so it cannot be UTF-16 (WHATWG rule).
+    declared.append("utf-8" if meta and meta.startswith("utf-16") else meta)
     for name in [d for d in declared if d] + ["utf-8"]:
         try:
             return body.decode(name), name
@@ -369,14 +370,15 @@ def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, str]
 
 # Inline markers that survive in text form: edit links, permalinks and editorial footnote marks.
 _MARKERS = re.compile(
-    r"\[\s*(?:edit|편집|원본 편집|소스 편집|citation needed|clarification needed|when\?|who\?|according to whom\?"
-    r"|dubious(?: [–-] discuss)?|출처 필요|확인 필요|해석 필요)\s*\]|¶",
+    r"\s*\[\s*(?:edit|편집|원본 편집|소스 편집|citation needed|clarification needed|when\?|who\?|according to whom\?"
+    r"|dubious(?: [–-] discuss)?|출처 필요|확인 필요|해석 필요)\s*\]|\s*¶",
     re.IGNORECASE,
 )
 # Footnote calls: inside <sup> also "[a]" style letters; in running text only numbers, since "R[x]" is maths.
 _FOOTNOTE_SUP = re.compile(r"\[?\s*(?:\d{1,3}|[a-z]|note \d+|주 \d+)\s*\]?")
-_FOOTNOTE_TEXT = re.compile(r"\[\s*(?:\d{1,3}|note \d+|주 \d+)\s*\]")
+_FOOTNOTE_TEXT = re.compile(r"\s*\[\s*(?:\d{1,3}|note \d+|주 \d+)\s*\]")
 _SPACE = re.compile(r"\s+")
+_END_PUNCT = ".;:!?。"
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _CODE_TAGS = {"code", "pre", "kbd", "samp", "tt", "var"}
 _BLOCK_TAGS = {
@@ -386,7 +388,7 @@ _BLOCK_TAGS = {
 }
 # Never text: scripts, styles, embedded media, form controls, navigation and side notes. (Not <form>: ASP.NET
 # pages wrap their whole body in one.)
-_DROP_TAGS = ["script", "style", "noscript", "template", "svg", "iframe", "object", "canvas", "button", "input",
+_DROP_TAGS = ["script", "noscript", "template", "svg", "iframe", "object", "canvas", "button", "input",
               "select", "textarea", "nav", "aside", "menu"]
 # Chrome, navigation and editorial furniture, by class (exact tokens, so "canvas" is not "nav") ...
 _DROP_CLASSES = {
@@ -434,6 +436,27 @@ def _norm(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+_CSS_MEDIA = re.compile(r"@media[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", re.IGNORECASE)
+_CSS_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+_CSS_SIMPLE = re.compile(r"^[a-zA-Z0-9]*([.#])([\w-]+)$")
+
+
+def _hidden_selectors(soup: BeautifulSoup) -> tuple[set[str], set[str]]:
+    """Classes and ids that the page's own <style> blocks hide (outside @media rules), e.g. .note { display:none }."""
+    classes: set[str] = set()
+    ids: set[str] = set()
+    for style in soup.find_all("style"):
+        css = _CSS_MEDIA.sub("", style.get_text())  # print-only or screen-size rules do not hide for everyone
+        for selectors, body in _CSS_RULE.findall(css):
+            if not _HIDDEN_STYLE.search(body):
+                continue
+            for selector in selectors.split(","):
+                match = _CSS_SIMPLE.match(selector.strip())
+                if match:
+                    (classes if match.group(1) == "." else ids).add(match.group(2).lower())
+    return classes, ids
+
+
 def _is_hidden(tag: Tag) -> bool:
     if tag.has_attr("hidden") or tag.get("aria-hidden") == "true":
         return True
@@ -448,13 +471,14 @@ def _classes(tag: Tag) -> set[str]:
     return {c.lower() for c in classes}
 
 
-def _should_drop(tag: Tag) -> bool:
+def _should_drop(tag: Tag, hidden_classes: set[str], hidden_ids: set[str]) -> bool:
     if _is_hidden(tag):
         return True
     if (tag.get("role") or "").lower() in _DROP_ROLES:
         return True
     classes = _classes(tag)
-    if classes & _DROP_CLASSES or str(tag.get("id") or "").lower() in _DROP_IDS:
+    tag_id = str(tag.get("id") or "").lower()
+    if classes & (_DROP_CLASSES | hidden_classes) or tag_id in _DROP_IDS or tag_id in hidden_ids:
         return True
     if classes & _PERMALINK_CLASSES and len(_norm(tag.get_text())) <= 2:
         return True
@@ -465,9 +489,23 @@ def _should_drop(tag: Tag) -> bool:
     return tag.name == "sup" and bool(_FOOTNOTE_SUP.fullmatch(_norm(tag.get_text())))
 
 
+_DISPLAYSTYLE = re.compile(r"^\{\\(?:displaystyle|textstyle)\s*(.*)\}$", re.DOTALL)
+
+
+def _inline_math(soup: BeautifulSoup) -> None:
+    """Replace MediaWiki math (hidden MathML plus an aria-hidden image) by its LaTeX source, before hiding rules."""
+    for element in soup.select(".mwe-math-element"):
+        math, img = element.find("math"), element.find("img")
+        latex = (math.get("alttext") if math is not None else None) or (img.get("alt") if img is not None else "")
+        match = _DISPLAYSTYLE.match(_norm(latex or ""))
+        element.replace_with(NavigableString(match.group(1).strip() if match else _norm(latex or "")))
+
+
 def _clean(soup: BeautifulSoup) -> Tag:
     """Remove hidden, navigational and editorial elements; return the element holding the main content."""
-    for tag in soup.find_all(_DROP_TAGS):
+    _inline_math(soup)
+    hidden_classes, hidden_ids = _hidden_selectors(soup)
+    for tag in soup.find_all(_DROP_TAGS + ["style"]):
         tag.decompose()
     # Page-level header and footer are chrome; inside an article or section they may hold an entry's heading.
     for tag in soup.find_all(["header", "footer"]):
@@ -476,7 +514,7 @@ def _clean(soup: BeautifulSoup) -> Tag:
     for node in soup.find_all(string=lambda s: isinstance(s, Comment)):
         node.extract()
     # Collect first, then decompose, skipping tags already removed with an ancestor.
-    doomed = [tag for tag in soup.find_all(True) if _should_drop(tag)]
+    doomed = [tag for tag in soup.find_all(True) if _should_drop(tag, hidden_classes, hidden_ids)]
     for tag in doomed:
         if not tag.decomposed:
             tag.decompose()
@@ -505,10 +543,13 @@ def _render(node: Tag | NavigableString) -> str:
             parts.append(" ")
             return
         if n.name in ("ul", "ol"):
-            items = [_render(li) for li in n.find_all("li", recursive=False)]
-            items = [i for i in items if i]
-            joined = " ".join(i if i[-1] in ".;:!?。" or k == len(items) - 1 else i + ";" for k, i in enumerate(items))
-            parts.append(f" {joined} ")
+            parts.append(f" {_inline_list(_render(li) for li in n.find_all('li', recursive=False))} ")
+            return
+        if n.name == "dl":
+            # A definition list inside a definition reads as "term: definition; term: definition."
+            items = (" ".join(_render(t) for t in dts).rstrip(":") + ": " + " ".join(_render(d) for d in dds)
+                     for dts, dds in _dl_groups(n))
+            parts.append(f" {_inline_list(items)} ")
             return
         block = n.name in _BLOCK_TAGS
         if block:
@@ -520,6 +561,16 @@ def _render(node: Tag | NavigableString) -> str:
 
     walk(node, False)
     return _norm(_MARKERS.sub("", "".join(parts)))
+
+
+def _inline_list(items: Iterable[str]) -> str:
+    """List items on one line: "a; b; c." (items that already end a sentence keep their own punctuation)."""
+    items = [i for i in items if i]
+    text = " ".join(i if i[-1] in _END_PUNCT else i + ";" for i in items[:-1])
+    if items:
+        last = items[-1]
+        text = f"{text} {last if last[-1] in _END_PUNCT else last + '.'}".strip()
+    return text
 
 
 def _clean_term(text: str) -> str:
@@ -741,6 +792,13 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _is_dns_failure(exc: Exception) -> bool:
+    from urllib3.exceptions import NameResolutionError
+
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NameResolutionError)
+
+
 def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
@@ -820,7 +878,7 @@ class Fetcher:
             return FetchedPage(current, content_type, body or b"")
         raise FetchError(f"more than {self.options.max_redirects} redirects; use the page's final URL instead")
 
-    def _get_with_retries(self, url: str, cap: int) -> tuple[int, dict[str, str], bytes | None]:
+    def _get_with_retries(self, url: str, cap: int) -> tuple[int, Mapping[str, str], bytes | None]:
         import requests
 
         attempts = self.options.retries + 1
@@ -832,8 +890,9 @@ class Fetcher:
             except FetchError:
                 raise
             except (requests.Timeout, requests.ConnectionError) as exc:
-                if isinstance(exc.__context__, UnsafeAddressError):
-                    raise exc.__context__ from None
+                if _is_dns_failure(exc):  # not transient: retrying would only add waiting
+                    raise FetchError(f"cannot resolve the host name {urlsplit(url).hostname}; check the URL and "
+                                     "that this machine is online") from exc
                 if attempt == attempts - 1:
                     kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
                     raise FetchError(f"{kind} after {attempts} attempts ({type(exc).__name__}); check the address "
@@ -854,12 +913,14 @@ class Fetcher:
             return status, headers, body
         raise AssertionError("unreachable")
 
-    def _get_once(self, url: str, cap: int) -> tuple[int, dict[str, str], bytes | None]:
+    def _get_once(self, url: str, cap: int) -> tuple[int, Mapping[str, str], bytes | None]:
+        from requests.structures import CaseInsensitiveDict
+
         timeout = self.options.timeout
         with self.session.get(url, stream=True, allow_redirects=False, timeout=(timeout, timeout)) as response:
-            headers = dict(response.headers)
-            if response.status_code != 200:
-                return response.status_code, headers, None
+            headers = CaseInsensitiveDict(response.headers)  # servers may send 'location' in lower case
+            if not 200 <= response.status_code < 300:
+                return response.status_code, headers, None  # redirects, errors and retries need no body
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise FetchError(f"the response is {_megabytes(int(declared))}, over the {_megabytes(cap)} size cap")
@@ -949,9 +1010,10 @@ def crawl(
             except CrawlStopped:
                 result.stopped = True
                 break
-            except FetchError as exc:
-                result.errors.append(PageError(url, str(exc)))
-                _emit(on_event, CrawlEvent("failed", url, index, len(queue), reason=str(exc)))
+            except Exception as exc:  # noqa: BLE001 (one odd page, e.g. absurdly deep markup, must not end the crawl)
+                reason = str(exc) if isinstance(exc, FetchError) else f"could not read the page ({type(exc).__name__})"
+                result.errors.append(PageError(url, reason))
+                _emit(on_event, CrawlEvent("failed", url, index, len(queue), reason=reason))
                 continue
             result.pages_fetched += 1
             new = collector.add(url, entries)
@@ -980,14 +1042,14 @@ def crawl_files(
         url = path.resolve().as_uri()
         _emit(on_event, CrawlEvent("started", url, index, len(paths)))
         try:
-            text, _codec_name = decode_html(path.read_bytes())
+            entries = extract_glossary(decode_html(path.read_bytes())[0], url)
         except OSError as exc:
-            reason = f"cannot read the file ({exc.strerror or exc})"
+            reason = f"cannot read the file ({exc.strerror or exc}); check the path"
             result.errors.append(PageError(url, reason))
             _emit(on_event, CrawlEvent("failed", url, index, len(paths), reason=reason))
             continue
         result.pages_fetched += 1
-        new = collector.add(url, extract_glossary(text, url))
+        new = collector.add(url, entries)
         _emit(on_event, CrawlEvent("done", url, index, len(paths), entries=new))
     return result
 

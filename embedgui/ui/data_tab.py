@@ -64,7 +64,8 @@ def run_crawl(ctx: AppContext, sources: list[str], urls_text: str, limit: float,
     start = resolve_sources(sources or []) + urls
     if not start:
         return None, gr.update(), gr.update(), pd.DataFrame(), pd.DataFrame(), "❌ Choose a source or give a URL."
-    options = CrawlOptions(follow_languages=source_languages(sources or []), hosted=ctx.hosted)
+    # None lets the crawler decide (hosted on Spaces); a hosted app never relaxes to False
+    options = CrawlOptions(follow_languages=source_languages(sources or []), hosted=True if ctx.hosted else None)
 
     def on_event(event: CrawlEvent) -> None:
         progress((event.index - (event.kind == "started")) / max(event.total, 1), desc=f"{event.kind}: {event.url}")
