@@ -196,11 +196,14 @@ class SearchIndex:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         meta = {**self.meta, "dim": self.dim, "count": len(self)}
+        (folder / META_FILE).unlink(missing_ok=True)  # an old index being overwritten is incomplete until the end
         _write_atomic(folder / VECTORS_FILE, lambda f: np.save(f, self.vectors.cpu().numpy().astype(np.float32)))
         _write_atomic(folder / TEXTS_FILE, lambda f: f.write(
             "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in self.texts).encode("utf-8")))
         # meta.json last: its presence marks a complete index.
-        _write_atomic(folder / META_FILE, lambda f: f.write((json.dumps(meta, indent=1) + "\n").encode("utf-8")))
+        # One top-level key a line: readable, without one line per float of the probe vectors.
+        body = ",\n".join(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in meta.items())
+        _write_atomic(folder / META_FILE, lambda f: f.write(("{\n" + body + "\n}\n").encode("utf-8")))
         return folder
 
     @classmethod
@@ -231,8 +234,9 @@ class SearchIndex:
             raise SearchIndexError(f"{folder}: {len(texts)} texts but vectors of shape {tuple(vectors.shape)}; "
                                    "rebuild the index.")
         if embedder is None:
-            source = meta.get("model_source") or meta.get("model")
-            if not source or source == "unknown":
+            # "model" is absolute (or a hub id), so it works from any working directory; model_source may not.
+            source = meta.get("model") if meta.get("model") not in (None, "unknown") else meta.get("model_source")
+            if not source:
                 raise SearchIndexError(f"{meta_path}: the model is not recorded; pass the model to load it with.")
             embedder = load_embedder(source, device=device)
         if check_model:
