@@ -366,6 +366,7 @@ def load_embedder(
         if Path(path).exists():
             raise ModelLoadError(f"model_id: {path} is not a loadable model folder: {message.splitlines()[0]}") from e
         raise _not_found(model_id, local_files_only, e) from e
+    max_length = min(max_length, _position_limit(backbone, tokenizer))
     if tokenizer.pad_token is None:  # decoder models often ship without one
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     _set_default_task(backbone, default_task)
@@ -381,6 +382,17 @@ def load_embedder(
             log.info("training through %s forward", "the model's own" if module is backbone else f"submodule {name}")
     return Embedder(backbone, tokenizer, pooling=pooling, normalize=normalize, max_length=max_length,
                     forward_module=forward_module, st_transformer=st_transformer, source=str(model_id))
+
+
+def _position_limit(model: nn.Module, tokenizer: Any) -> int:
+    """Longest input the model takes: the tokenizer's model_max_length if set, else the position table size."""
+    limits = []
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:  # unset means a huge sentinel value
+        limits.append(int(tokenizer.model_max_length))
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if positions:
+        limits.append(int(positions))
+    return min(limits) if limits else 1_000_000
 
 
 def load_embedder_from_config(config: Config, *, for_training: bool = True) -> Embedder:
