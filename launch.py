@@ -12,7 +12,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     on_spaces = bool(os.environ.get("SPACE_ID"))
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_spaces else "127.0.0.1"))
+    default_host = "0.0.0.0" if on_spaces else "127.0.0.1"  # Spaces routes traffic to the container's port
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", default_host))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
     parser.add_argument("--workspace", default=None, help="folder for data and runs (default ./workspace)")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Set up .venv if needed, then train the packaged all-MiniLM-L6-v2 on the bundled sample glossary (offline).
-# Extra arguments go to `python -m embedgui train`, e.g. --resume.
+# Set up .venv if needed, then start the app on http://127.0.0.1:7860 with the packaged all-MiniLM-L6-v2 and
+# the bundled sample glossary selected (works offline). Extra arguments go to launch.py (--port, --share, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh requirements.txt
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
-exec .venv/bin/python -m embedgui train --config assets/config.example.json "$@"
+exec .venv/bin/python launch.py "$@"

@@ -3,10 +3,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from test_trainer import make_config
 
 from embedgui.engine.config import ConfigError
 from embedgui.engine.runner import Run, RunBusyError
-from test_trainer import make_config
 
 
 def wait_for(run, predicate, timeout=60):

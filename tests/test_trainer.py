@@ -240,3 +240,50 @@ def test_packaged_minilm_trains_on_sample_data(tmp_path):
     assert result.status == "finished" and len(rows) == 4
     assert all(math.isfinite(r["loss"]) and 0 <= r["acc"] <= 1 for r in rows)
     assert rows[0]["acc"] > 0.3  # the pretrained model already ranks most definitions right
+
+
+def test_evaluation_during_training_writes_eval_rows_and_keeps_best(tiny_bert, tmp_path):
+    cfg = make_config(tiny_bert, tmp_path, data={"eval_split": 0.25},
+                      train={"steps_per_epoch": 4, "eval_every": 2},
+                      output={"keep_best": True, "best_metric": "mrr@10"})
+    seen = []
+
+    class Spy(Callback):
+        def on_evaluate(self, state, metrics):
+            seen.append((state.step, metrics))
+
+    result = Trainer(cfg, callbacks=[Spy()]).fit()
+    run = tmp_path / "runs" / "run"
+    evals = [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [2, 4] == [s for s, _ in seen]
+    for row in evals:
+        assert {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"} <= set(row)
+        assert all(0.0 <= row[k] <= 1.0 for k in ("recall@1", "mrr@10", "ndcg@10"))
+    best = max(r["mrr@10"] for r in evals)
+    assert result.summary["best_mrr@10"] == best and result.summary["eval_rows"] == 10
+    # the saved model is the best one: scoring it again gives the best eval's numbers
+    from embedgui.engine.data import read_pairs, split_pairs
+    from embedgui.engine.evaluate import evaluate_pairs
+    from embedgui.engine.modeling import load_embedder
+
+    rows, _ = read_pairs(tmp_path / "pairs.jsonl")
+    _, held = split_pairs(rows, 0.25, cfg.seed)
+    saved = load_embedder(str(run), device="cpu")
+    assert evaluate_pairs(lambda texts: saved.encode(texts), held)["mrr@10"] == pytest.approx(best, abs=1e-5)
+
+
+def test_sentence_transformer_loader_trains_through_its_transformer_module(tiny_bert, tmp_path):
+    from embedgui.engine.modeling import load_embedder
+
+    st_folder = tmp_path / "st-model"
+    load_embedder(str(tiny_bert), device="cpu", max_length=32).save(st_folder)  # HF + ST files
+    cfg = make_config(st_folder, tmp_path, hf={"loader": "sentence_transformer"}, train={"steps_per_epoch": 2})
+    result = Trainer(cfg).fit()
+    assert result.status == "finished"
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["the model", "a vector of the data"]
+    ours = load_embedder(str(tmp_path / "runs" / "run"), device="cpu").encode(texts)
+    theirs = torch.tensor(SentenceTransformer(str(tmp_path / "runs" / "run"), device="cpu").encode(texts))
+    before = load_embedder(str(st_folder), device="cpu").encode(texts)
+    assert torch.allclose(ours, theirs, atol=1e-5) and not torch.allclose(ours, before, atol=1e-4)

@@ -11,8 +11,15 @@ import gradio as gr
 import pandas as pd
 
 from ..engine.compose import ComposeError, ComposeOptions, compose, detect_columns, read_table
-from ..engine.crawler import SOURCES, CrawlEvent, CrawlOptions, crawl, resolve_sources, source_languages
-from ..engine.crawler import write_glossary_csv
+from ..engine.crawler import (
+    SOURCES,
+    CrawlEvent,
+    CrawlOptions,
+    crawl,
+    resolve_sources,
+    source_languages,
+    write_glossary_csv,
+)
 from .context import SAMPLE_GLOSSARY, AppContext
 from .i18n import t
 
