@@ -12,18 +12,9 @@ from ..engine.data import PairsError
 from ..engine.device import DeviceError
 from ..engine.evaluate import DEFAULT_KS, compare, evaluate_model, format_metrics
 from ..engine.modeling import ModelLoadError
+from . import positive_int
 
 USER_ERRORS = (PairsError, ModelLoadError, DeviceError, OSError)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,14 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model folder written by train, or any model id/folder (the evaluated model)")
     parser.add_argument("--pairs", required=True, metavar="FILE", help="pairs.jsonl with anchor/positive rows")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
-    parser.add_argument("--batch-size", type=_positive_int, default=64, help="texts per encoding batch (default 64)")
-    parser.add_argument("--k", type=_positive_int, nargs="+", default=list(DEFAULT_KS), metavar="K",
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="texts per encoding batch (default 64)")
+    parser.add_argument("--k", type=positive_int, nargs="+", default=list(DEFAULT_KS), metavar="K",
                         help="recall cut-offs (default: 1 5 10); MRR and nDCG are always @10")
     parser.add_argument("--no-distractors", action="store_true",
                         help="leave hard negatives out of the corpus (default: they join it as distractors)")
     parser.add_argument("--compare-with", metavar="BASE",
                         help="also score this model (e.g. the base model) and print a before/after table")
-    parser.add_argument("--max-length", type=_positive_int, default=None,
+    parser.add_argument("--max-length", type=positive_int, default=None,
                         help="token limit per text (default: the model folder's setting, else 256)")
     parser.add_argument("--skip-invalid", action="store_true", help="skip bad lines in the pairs file")
     parser.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")

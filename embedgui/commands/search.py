@@ -9,18 +9,9 @@ import sys
 from ..engine.device import DeviceError
 from ..engine.modeling import ModelLoadError, load_embedder
 from ..engine.search import CorpusError, SearchIndex, SearchIndexError, load_corpus
+from . import positive_int
 
 USER_ERRORS = (CorpusError, SearchIndexError, ModelLoadError, DeviceError, OSError)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,11 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="texts to search: a .txt (one a line), a pairs .jsonl (its positives) or a .csv/.tsv")
     parser.add_argument("--column", metavar="NAME", help="the CSV/TSV column (or JSONL field) holding the texts")
     parser.add_argument("--query", action="append", required=True, metavar="TEXT", help="a query; repeat for more")
-    parser.add_argument("--k", type=_positive_int, default=5, help="hits per query (default 5)")
+    parser.add_argument("--k", type=positive_int, default=5, help="hits per query (default 5)")
     parser.add_argument("--index", metavar="DIR",
                         help="with --corpus: save the built index here; without: load the index saved here")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
-    parser.add_argument("--batch-size", type=_positive_int, default=64, help="texts per encoding batch (default 64)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="texts per encoding batch (default 64)")
 
 
 def run(args: argparse.Namespace) -> int:

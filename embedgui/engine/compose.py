@@ -15,7 +15,6 @@ import io
 import json
 import math
 import os
-import random
 import re
 import statistics
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .data import PairsError, split_pairs
 
 # Two candidates are near-duplicates when the Jaccard similarity of their character-bigram sets reaches this.
 # Distinct definitions from one domain score about 0.1-0.4; light edits (a word changed, punctuation, plural)
@@ -619,20 +620,6 @@ def _cell_list(value: Any, fmt: str) -> list[str]:
     return [t for t in (_cell_text(v) for v in items) if t]
 
 
-def split_pairs(pairs: Sequence[Pair], eval_ratio: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """Deterministic train/eval split by anchor: all pairs of one anchor land on the same side."""
-    if eval_ratio <= 0:
-        return list(pairs), []
-    anchors = list(dict.fromkeys(fold(p.anchor) for p in pairs))
-    if len(anchors) < 2:
-        raise ComposeError(f"--eval-ratio {eval_ratio}: needs at least 2 different anchors, found {len(anchors)}; "
-                           "leave --eval-ratio out.")
-    random.Random(seed).shuffle(anchors)
-    n_eval = min(max(1, round(len(anchors) * eval_ratio)), len(anchors) - 1)
-    held = set(anchors[:n_eval])
-    return [p for p in pairs if fold(p.anchor) not in held], [p for p in pairs if fold(p.anchor) in held]
-
-
 # ------------------------------------------------------------------------------------------------ text helpers
 
 
@@ -965,7 +952,10 @@ def compose(
         reasons = ", ".join(f"{r} ({len(v)})" for r, v in _group(skipped).items()) or "no rows"
         raise ComposeError(f"{table.name}: no usable pairs in columns {choice.anchor!r} and {choice.positive!r} "
                            f"(skipped: {reasons}); check the columns with --anchor-column/--positive-column.")
-    train, held = split_pairs(pairs, o.eval_ratio, o.seed)
+    try:
+        train, held = split_pairs(pairs, o.eval_ratio, o.seed)
+    except PairsError as e:
+        raise ComposeError(f"--eval-ratio: {e}") from None
 
     embedder = None
     given = sum(len(p.hard_negatives) for p in pairs)

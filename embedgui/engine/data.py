@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,16 +118,25 @@ def find_pairs_path(pairs_path: str | None, config_dir: str | None, field: str =
                      f"{', '.join(map(str, tried))}; set data.pairs_path to your pairs.jsonl.")
 
 
-def split_pairs(pairs: Sequence[Pair], ratio: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """Deterministic train/eval split by anchor text, so one anchor never lands on both sides."""
-    anchors = sorted({p.anchor for p in pairs})
+def split_pairs(pairs: Sequence[Any], ratio: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """Deterministic train/eval split by anchor, so one anchor never lands on both sides.
+
+    The one split used by the trainer (data.eval_split) and the composer (--eval-ratio). Anchors are compared
+    case- and whitespace-insensitively, so "Token" and "token " stay together.
+    """
+    if ratio <= 0:
+        return list(pairs), []
+
+    def key(pair: Any) -> str:
+        return " ".join(unicodedata.normalize("NFKC", pair.anchor).casefold().split())
+
+    anchors = sorted({key(p) for p in pairs})
+    if len(anchors) < 2:
+        raise PairsError(f"eval split {ratio}: needs at least 2 different anchors, found {len(anchors)}; "
+                         "turn the split off.")
     random.Random(seed).shuffle(anchors)
-    n_eval = max(1, round(len(anchors) * ratio)) if ratio > 0 else 0
-    if n_eval >= len(anchors):
-        raise PairsError(f"data.eval_split: {ratio} leaves no training rows ({len(anchors)} distinct anchors); "
-                         "use a smaller share.")
-    held = set(anchors[:n_eval])
-    return [p for p in pairs if p.anchor not in held], [p for p in pairs if p.anchor in held]
+    held = set(anchors[: min(max(1, round(len(anchors) * ratio)), len(anchors) - 1)])
+    return [p for p in pairs if key(p) not in held], [p for p in pairs if key(p) in held]
 
 
 def batches_per_pass(n_rows: int, batch_size: int) -> int:
