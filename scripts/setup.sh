@@ -19,7 +19,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # Set EMBEDGUI_TORCH to another spec (e.g. "torch" for your GPU's build) to choose differently.
   if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/pip install -q "${EMBEDGUI_TORCH:-torch==2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
-    .venv/bin/python -c "import torch" || { echo "setup: torch failed to install"; exit 1; }
+    .venv/bin/python -c "import torch" 2>/dev/null || { echo "setup: torch failed to install"; exit 1; }
   fi
   .venv/bin/pip install -q -r "$req" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import embedgui.engine.trainer, transformers, sentence_transformers" \

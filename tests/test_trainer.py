@@ -161,6 +161,11 @@ def test_stop_flag_saves_snapshot_and_model(tiny_bert, tmp_path):
     run = tmp_path / "runs" / "run"
     assert result.status == "stopped" and result.step == 2
     assert (run / "model.safetensors").exists() and latest_snapshot(run).name == "step-00000002"
+    # a fresh (not resumed) run in the same folder starts clean: no old snapshot for a later resume to pick
+    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 1})
+    assert Trainer(cfg).fit().step == 1
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-00000001"]
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1]
 
 
 def test_streaming_training_with_periodic_snapshots(tiny_bert, tmp_path):

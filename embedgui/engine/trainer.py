@@ -269,8 +269,10 @@ class Trainer:
             consumed, extra = self._restore(snapshot, model, optimizer, scheduler, scaler)
             self._truncate_metrics(metrics_path, state.step)
             log.info("Resumed from %s (step %d)", snapshot, state.step)
-        elif metrics_path.exists():
-            metrics_path.unlink()  # a fresh run in an old folder starts a fresh curve
+        else:  # a fresh run in an old folder: old curves, snapshots and best weights belong to another run
+            metrics_path.unlink(missing_ok=True)
+            (self.run_dir / BEST_NAME).unlink(missing_ok=True)
+            shutil.rmtree(self.run_dir / SNAPSHOT_DIR, ignore_errors=True)
         c.save(self.run_dir / CONFIG_NAME)
         if c.output.save_metrics and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
             self.callbacks.append(JsonlCallback(metrics_path))
