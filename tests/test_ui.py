@@ -115,3 +115,15 @@ def test_engine_assets_exist():
     from embedgui.ui.context import SAMPLE_GLOSSARY, SAMPLE_PAIRS
 
     assert Path(SAMPLE_PAIRS).exists() and Path(SAMPLE_GLOSSARY).exists()
+
+
+def test_hosted_app_refuses_paths_outside_its_folders(tmp_path):
+    from embedgui.ui.context import SAMPLE_PAIRS, AppContext
+
+    ctx = AppContext.create(tmp_path / "ws", hosted=True)
+    assert ctx.refuse_path("sentence-transformers/all-MiniLM-L6-v2", "model") is None
+    assert ctx.refuse_path(str(SAMPLE_PAIRS), "pairs") is None
+    assert ctx.refuse_path(str(ctx.data_dir / "pairs.jsonl"), "pairs") is None
+    assert ctx.refuse_path("/etc/passwd", "corpus").startswith("corpus: /etc/passwd is outside")
+    assert ctx.refuse_path(str(ctx.data_dir / ".." / ".." / "secret"), "pairs") is not None
+    assert AppContext.create(tmp_path / "ws2", hosted=False).refuse_path("/etc/passwd", "corpus") is None

@@ -166,7 +166,16 @@ def create_app(ctx: AppContext) -> gr.Blocks:
 
         ev.refresh.click(refresh_models, None, [ev.model, se.model])
         demo.load(refresh_models, None, [ev.model, se.model])
-        ev.run_btn.click(evaluate_rows, [ev.model, ev.base, ev.pairs, lang_state], [ev.table, ev.chart, ev.message])
+        def refused(**fields: str) -> str | None:
+            problems = [p for name, value in fields.items() if (p := ctx.refuse_path(value, name))]
+            return f"❌ {problems[0]}" if problems else None
+
+        def evaluate(model: str, base: str, pairs: str, lang: str):
+            if problem := refused(model=model, base=base, pairs=pairs):
+                return gr.skip(), gr.skip(), problem
+            return evaluate_rows(model, base, pairs, lang)
+
+        ev.run_btn.click(evaluate, [ev.model, ev.base, ev.pairs, lang_state], [ev.table, ev.chart, ev.message])
 
         def upload_corpus(path: str | None):
             if not path:
@@ -178,8 +187,14 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         se.upload.upload(upload_corpus, se.upload, se.corpus)
         search_inputs = [se.query, se.k, se.model, se.base, se.corpus, se.column]
         search_outputs = [se.tuned_table, se.base_table, se.message]
-        se.run_btn.click(lambda *a: search_tables(cache, *a), search_inputs, search_outputs)
-        se.query.submit(lambda *a: search_tables(cache, *a), search_inputs, search_outputs)
+
+        def search(query: str, k: float, model: str, base: str, corpus: str, column: str):
+            if problem := refused(model=model, base=base, corpus=corpus):
+                return gr.skip(), gr.skip(), problem
+            return search_tables(cache, query, k, model, base, corpus, column)
+
+        se.run_btn.click(search, search_inputs, search_outputs)
+        se.query.submit(search, search_inputs, search_outputs)
 
         # -- language switch: every visible text follows ----------------------------------------------
         texts: list[tuple[Any, str, str]] = [

@@ -14,6 +14,7 @@ import gradio as gr
 
 from ..engine import config as cfg
 from ..engine.config import Config, ConfigError, config_from_dict
+from .context import inside
 from .i18n import t
 
 CHOICES = {"device": cfg.DEVICES, "dtype": cfg.DTYPES, "pooling": cfg.POOLINGS, "optim.name": cfg.OPTIMIZERS,
@@ -102,23 +103,15 @@ def hosted_problems(config: Config, allowed_roots: list[Path]) -> list[str]:
                         "code on the server); run embedgui locally for such models.")
     for name in ("data.pairs_path", "data.eval_path"):
         value = _get(config, name)
-        if value and not any(_inside(Path(value), root) for root in allowed_roots):
+        if value and not any(inside(Path(value), root) for root in allowed_roots):
             problems.append(f"{name}: {value} is outside the app's folders; upload the file in the Data tab.")
-    if not _inside(config.run_dir, allowed_roots[0]):
+    if not inside(config.run_dir, allowed_roots[0]):
         problems.append(f"output.save_dir: {config.output.save_dir} is outside the app's workspace; "
                         "use a folder inside it.")
     model = Path(config.model_id)
-    if model.is_absolute() and not any(_inside(model, root) for root in allowed_roots):
+    if model.is_absolute() and not any(inside(model, root) for root in allowed_roots):
         problems.append(f"model_id: {config.model_id} is a folder outside the app's folders; give a hub id.")
     return problems
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def validation_markdown(lang: str, errors: list[str]) -> str:

@@ -46,7 +46,27 @@ class AppContext:
         """Folders a hosted app may read from: its workspace first, then the bundled assets."""
         return [self.workspace, ASSETS]
 
+    def refuse_path(self, value: str | None, name: str) -> str | None:
+        """Hosted mode: a local file or folder outside the app's folders is refused (hub ids pass)."""
+        if not self.hosted or not value or not value.strip():
+            return None
+        path = Path(value.strip())
+        if not (path.is_absolute() or path.exists() or value.strip().startswith(".")):
+            return None  # a hub id such as sentence-transformers/all-MiniLM-L6-v2
+        if any(inside(path, root) for root in self.allowed_roots):
+            return None
+        return f"{name}: {value} is outside the app's folders; upload the file or pick a run from the list."
+
     def trained_models(self) -> list[str]:
         """Run folders that hold a saved model (newest first)."""
         found = [p for p in self.runs_dir.glob("*") if (p / "modules.json").exists()]
         return [str(p) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether path (after resolving links and ..) lies under root."""
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False

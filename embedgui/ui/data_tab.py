@@ -24,6 +24,7 @@ from .context import SAMPLE_GLOSSARY, AppContext
 from .i18n import t
 
 PREVIEW_ROWS = 50
+MAX_HOSTED_URLS = 20  # a public app must not become a crawler for hire
 
 
 def _stamp() -> str:
@@ -68,6 +69,10 @@ def _preview_updates(path: str):
 def run_crawl(ctx: AppContext, sources: list[str], urls_text: str, limit: float, progress=gr.Progress()):
     """Crawl in the request (the progress bar follows the pages); the result becomes the table to compose."""
     urls = [u.strip() for u in (urls_text or "").splitlines() if u.strip() and not u.strip().startswith("#")]
+    if ctx.hosted and len(urls) > MAX_HOSTED_URLS:
+        return (None, gr.update(), gr.update(), pd.DataFrame(), pd.DataFrame(),
+                f"❌ {len(urls)} URLs: a hosted app crawls at most {MAX_HOSTED_URLS} at a time; run embedgui "
+                "locally for more.")
     start = resolve_sources(sources or []) + urls
     if not start:
         return None, gr.update(), gr.update(), pd.DataFrame(), pd.DataFrame(), "❌ Choose a source or give a URL."

@@ -49,11 +49,24 @@ def progress_html(snap: RunSnapshot, lang: str, now: float | None = None) -> str
 
 
 def message_markdown(snap: RunSnapshot, lang: str) -> str:
+    """One line on what the run is doing, in the UI language; failures keep the engine's exact sentence."""
     if snap.status == "idle":
         return t(lang, "train.idle")
-    icon = {"failed": "❌", "finished": "✅", "stopped": "⏸️"}.get(snap.status, "⏳")
+    ko = lang == "ko"
+    if snap.status == "failed":
+        text = f"❌ {snap.message}"
+    elif snap.status in ("finished", "stopped"):
+        icon = "✅" if snap.status == "finished" else "⏸️"
+        text = (f"{icon} {STATUS_WORDS[snap.status][1]}: {snap.step}/{snap.max_steps} 스텝, 모델 저장 위치"
+                if ko else f"{icon} {snap.status} at step {snap.step}/{snap.max_steps}; model saved in")
+    elif snap.status == "stopping":
+        text = f"⏳ {t(lang, 'train.stopping')}"
+    elif snap.status == "starting":
+        text = "⏳ " + ("모델과 데이터를 불러오는 중..." if ko else "Loading the model and the data...")
+    else:
+        text = f"⏳ {'학습 중' if ko else 'Training on'} {snap.device} ({snap.precision})"
     where = f"\n\n`{snap.run_dir}`" if snap.run_dir else ""
-    return f"{icon} {snap.message}{where}"
+    return text + where
 
 
 def tick_outputs(snap: RunSnapshot, lang: str):
