@@ -169,3 +169,6 @@ def journey(app, pg, tmp_path):
     pg.wait_for_function("() => document.querySelector('#train-progress').innerText.includes('중지됨')")
     assert "시작" in pg.locator("#train-start").inner_text() and "학습" in pg.locator("#train-resume").inner_text()
     pg.screenshot(path=str(shot / "5-korean.png"), full_page=True)
+    pg.get_by_role("tab", name="1. 데이터").click()
+    pg.get_by_text("용어집 웹페이지 크롤링").wait_for()
+    assert pg.get_by_text("pairs.jsonl 만들기").count() >= 1

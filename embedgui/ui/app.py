@@ -201,6 +201,8 @@ def create_app(ctx: AppContext) -> gr.Blocks:
             (title, "title", ""), (lang_radio, "label", "language"),
             (tab_data, "label", "tab.data"), (tab_config, "label", "tab.config"), (tab_train, "label", "tab.train"),
             (tab_eval, "label", "tab.eval"), (tab_search, "label", "tab.search"),
+            (data.crawl_box, "label", "data.crawl"), (data.upload_box, "label", "data.upload"),
+            (data.compose_box, "label", "data.compose"), (cfg.model_box, "label", "config.section.model"),
             (data.current, "label", "data.current"), (data.sources, "label", "data.sources"),
             (data.urls, "label", "data.urls"), (data.limit, "label", "data.limit"),
             (data.crawl_btn, "value", "data.crawl_btn"), (data.errors, "label", "data.errors"),

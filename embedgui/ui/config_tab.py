@@ -144,9 +144,12 @@ class ConfigTab:
             with gr.Column(scale=2):
                 self.command = gr.Markdown(command_markdown(str(config_path)), label=t(lang, "config.command"))
                 self.validation = gr.Markdown(validation_markdown(lang, []), elem_id="config-validation")
+        self.model_box = None
         for title, specs in groups:
             with gr.Accordion(t(lang, title) if title.startswith("config.") else title,
-                              open=title in ("config.section.model", "train", "optim", "data")):
+                              open=title in ("config.section.model", "train", "optim", "data")) as box:
+                if title == "config.section.model":
+                    self.model_box = box  # the JSON section names (train, optim, ...) stay as they are
                 with gr.Row(equal_height=False):
                     for spec in specs:
                         self.fields.append(self._widget(spec, values[spec.path], lang))

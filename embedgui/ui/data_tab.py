@@ -121,14 +121,14 @@ class DataTab:
         self.table_path = gr.State(None)
         self.current = gr.Textbox(current_pairs, label=t(lang, "data.current"), interactive=False,
                                   elem_id="data-current")
-        with gr.Accordion(t(lang, "data.crawl"), open=False):
+        with gr.Accordion(t(lang, "data.crawl"), open=False) as self.crawl_box:
             with gr.Row():
                 self.sources = gr.CheckboxGroup(list(SOURCES), label=t(lang, "data.sources"))
                 self.urls = gr.Textbox(label=t(lang, "data.urls"), lines=3, elem_id="data-urls")
                 self.limit = gr.Number(200, precision=0, label=t(lang, "data.limit"))
             self.crawl_btn = gr.Button(t(lang, "data.crawl_btn"), elem_id="data-crawl")
             self.errors = gr.Dataframe(label=t(lang, "data.errors"), interactive=False)
-        with gr.Accordion(t(lang, "data.upload"), open=True):
+        with gr.Accordion(t(lang, "data.upload"), open=True) as self.upload_box:
             with gr.Row():
                 self.upload = gr.File(label=t(lang, "data.file"), file_types=[".csv", ".tsv", ".jsonl", ".txt"],
                                       type="filepath", elem_id="data-upload")
@@ -140,7 +140,7 @@ class DataTab:
             self.message = gr.Markdown(elem_id="data-message")
             self.preview = gr.Dataframe(label=t(lang, "data.preview"), interactive=False, wrap=True,
                                         max_height=320, elem_id="data-preview")
-        with gr.Accordion(t(lang, "data.compose"), open=True):
+        with gr.Accordion(t(lang, "data.compose"), open=True) as self.compose_box:
             with gr.Row():
                 self.hard_k = gr.Slider(0, 10, value=3, step=1, label=t(lang, "data.hard_k"))
                 self.miner = gr.Radio(["bm25", "model"], value="bm25", label=t(lang, "data.miner"))
