@@ -99,3 +99,12 @@ def test_validate_on_edited_config():
     assert any(e.startswith("train.batch_size: 0 is not allowed") for e in errors)
     assert any(e.startswith("output.save_name") for e in errors)
     assert any(e.startswith("data.eval_split: cannot split a streamed file") for e in errors)
+
+
+def test_best_metric_and_keep_best_are_checked():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"output": {"best_metric": "ndcg@100", "keep_best": True}})
+    assert any(e.startswith('output.best_metric: "ndcg@100" is not allowed') for e in info.value.errors)
+    assert any(e.startswith("output.keep_best: needs eval data") for e in info.value.errors)
+    ok = config_from_dict({"output": {"best_metric": "NDCG@10", "keep_best": True}, "data": {"eval_split": 0.1}})
+    assert ok.output.best_metric == "ndcg@10"

@@ -49,3 +49,13 @@ def test_user_error_becomes_one_message(tiny_bert, tmp_path):
     with pytest.raises(ConfigError):
         cfg.train.batch_size = 0
         run.start(cfg)
+
+
+def test_stop_after_the_end_changes_nothing(tiny_bert, tmp_path):
+    run = Run()
+    run.start(make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 2}))
+    assert run.wait(60)
+    run._stop.set()  # a Stop click racing the end of the run: its event arrives after "done"
+    run._queue.put(("stopping", None, None))
+    snap = run.snapshot()
+    assert snap.status == "finished" and "finished at step 2/2" in snap.message

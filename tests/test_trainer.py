@@ -292,3 +292,25 @@ def test_sentence_transformer_loader_trains_through_its_transformer_module(tiny_
     theirs = torch.tensor(SentenceTransformer(str(tmp_path / "runs" / "run"), device="cpu").encode(texts))
     before = load_embedder(str(st_folder), device="cpu").encode(texts)
     assert torch.allclose(ours, theirs, atol=1e-5) and not torch.allclose(ours, before, atol=1e-4)
+
+
+def test_stop_before_the_first_step_leaves_the_old_run_as_it_was(tiny_bert, tmp_path):
+    import hashlib
+
+    Trainer(make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 2})).fit()
+    run = tmp_path / "runs" / "run"
+    before = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
+    stop = threading.Event()
+    stop.set()  # Start pressed by mistake, then Stop at once
+    result = Trainer(make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 5}), []).fit(stop)
+    assert result.status == "stopped" and result.step == 0
+    assert hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest() == before
+    assert latest_snapshot(run).name == "step-00000002" and len(read_metrics(run / "metrics.jsonl")) == 2
+
+
+def test_max_length_beyond_the_model_is_capped(tiny_bert, tmp_path):
+    long_rows = [{"anchor": "the model " * 80, "positive": "a vector of text " * 80} for _ in range(8)]
+    (tmp_path / "long.jsonl").write_text("".join(json.dumps(r) + "\n" for r in long_rows))
+    cfg = make_config(tiny_bert, tmp_path, train={"max_length": 512, "steps_per_epoch": 1},
+                      data={"pairs_path": str(tmp_path / "long.jsonl")})
+    assert Trainer(cfg).fit().status == "finished"  # the tiny BERT has 128 positions

@@ -71,16 +71,21 @@ def test_load_config_file(tmp_path):
 
 
 def test_hosted_mode_refuses_remote_code_and_outside_files(tmp_path):
-    workspace, assets = tmp_path / "ws", tmp_path / "assets"
+    from embedgui.ui.context import SAMPLE_PAIRS, AppContext
+
+    ctx = AppContext.create(tmp_path / "ws", hosted=True)
     config = Config()
-    config.output.save_dir = str(workspace / "runs")
-    config.data.pairs_path = str(assets / "sample_pairs.jsonl")
-    assert ct.hosted_problems(config, [workspace, assets]) == []
+    config.output.save_dir = str(ctx.runs_dir)
+    config.data.pairs_path = str(SAMPLE_PAIRS)
+    assert ct.hosted_problems(config, ctx) == []
     config.hf.trust_remote_code = True
     config.data.eval_path = "/etc/passwd"
     config.output.save_dir = "/tmp/elsewhere"
-    problems = ct.hosted_problems(config, [workspace, assets])
-    assert [p.split(":")[0] for p in problems] == ["hf.trust_remote_code", "data.eval_path", "output.save_dir"]
+    config.model_id = "~/models/mine"
+    config.tokenizer_id = "../tok"
+    problems = ct.hosted_problems(config, ctx)
+    assert [p.split(":")[0] for p in problems] == ["hf.trust_remote_code", "model_id", "tokenizer_id",
+                                                    "data.eval_path", "output.save_dir"]
 
 
 HISTORY = [{"step": s, "epoch": 1, "loss": 2.0 / s, "acc": 0.1 * s, "lr": 1e-5 * s, "steps_per_s": 2.0}
@@ -127,3 +132,27 @@ def test_hosted_app_refuses_paths_outside_its_folders(tmp_path):
     assert ctx.refuse_path("/etc/passwd", "corpus").startswith("corpus: /etc/passwd is outside")
     assert ctx.refuse_path(str(ctx.data_dir / ".." / ".." / "secret"), "pairs") is not None
     assert AppContext.create(tmp_path / "ws2", hosted=False).refuse_path("/etc/passwd", "corpus") is None
+
+
+def test_search_cache_sees_a_model_retrained_in_place(tiny_bert, tmp_path):
+    import shutil
+
+    from embedgui.engine.modeling import load_embedder
+    from embedgui.ui.search_tab import IndexCache, search_tables
+
+    model_dir = tmp_path / "run"
+    shutil.copytree(tiny_bert, model_dir)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the model\na vector of text\nlearning rate\n")
+    cache = IndexCache()
+    first, _, message = search_tables(cache, "the model", 3, str(model_dir), "", str(corpus), None)
+    assert message == "" and first["text"].iloc[0] == "the model"
+    again, _, _ = search_tables(cache, "the model", 3, str(model_dir), "", str(corpus), None)
+    assert again.equals(first)  # cached
+    other = load_embedder(str(tiny_bert), device="cpu")
+    with __import__("torch").no_grad():
+        for p in other.backbone.parameters():
+            p.mul_(-1.5)
+    other.save(model_dir)  # "retrained" in place
+    changed, _, _ = search_tables(cache, "the model", 3, str(model_dir), "", str(corpus), None)
+    assert not changed["score"].equals(first["score"])

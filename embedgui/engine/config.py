@@ -26,6 +26,8 @@ POOLINGS = ("mean", "cls", "last")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("linear", "cosine", "constant")
 LOADERS = ("automodel", "sentence_transformer")
+# What evaluation during training reports (embedgui.engine.evaluate, default cut-offs); keep_best compares one.
+EVAL_METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 
 
 @dataclass
@@ -244,6 +246,7 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Config:
     config.device = str(config.device).lower()
     config.optim.name = str(config.optim.name).lower()
     config.pooling = str(config.pooling).lower()
+    config.output.best_metric = str(config.output.best_metric).lower()
     errors += _check_values(config)  # fields with a type error kept their default, so no double report
     if errors:
         raise ConfigError(errors, source)
@@ -325,5 +328,8 @@ def _check_values(c: Config) -> list[str]:
     if not str(out.save_dir or "").strip():
         e.append("output.save_dir: empty; give the folder runs are written to, e.g. outputs.")
     _at_least(e, "output.keep_snapshots", out.keep_snapshots, 1)
+    _choice(e, "output.best_metric", out.best_metric, EVAL_METRICS)
+    if out.keep_best and not d.eval_path and not d.eval_split:
+        e.append("output.keep_best: needs eval data; set data.eval_path or data.eval_split (e.g. 0.1).")
     return e
 

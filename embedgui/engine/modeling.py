@@ -30,6 +30,10 @@ PACKAGED_MODELS = {DEFAULT_MODEL_ID, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
 # Attribute names under which remote-code wrappers keep their trainable backbone (tried in this order).
 BACKBONE_NAMES = ("roberta", "xlm_roberta", "bert", "model", "transformer", "backbone", "encoder", "base_model")
 
+OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "data2vec-text"}
+# sentence-transformers modules the Embedder reproduces; anything else (Dense, ...) would be silently dropped.
+KNOWN_ST_MODULES = ("Transformer", "Pooling", "Normalize")
+
 NORM_EPS = 1e-6  # large enough not to underflow in half precision
 
 
@@ -232,6 +236,10 @@ def saved_pooling(path: str) -> tuple[str | None, bool | None, int | None]:
                                                 "mean": "pooling_mode_mean_tokens"}.items() if cfg.get(v)), None)
                 pooling = {"lasttoken": "last"}.get(mode, mode)
         normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+        extra = [m.get("type", "?") for m in modules if not m.get("type", "").endswith(KNOWN_ST_MODULES)]
+        if extra:
+            log.warning("%s has sentence-transformers modules embedgui does not reproduce (%s); they are left out "
+                        "of training, evaluation and the saved model.", folder, ", ".join(extra))
         st_cfg = folder / "sentence_bert_config.json"
         max_length = json.loads(st_cfg.read_text()).get("max_seq_length") if st_cfg.exists() else None
         return pooling, normalize, max_length
@@ -389,8 +397,12 @@ def _position_limit(model: nn.Module, tokenizer: Any) -> int:
     limits = []
     if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:  # unset means a huge sentinel value
         limits.append(int(tokenizer.model_max_length))
-    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    config = getattr(model, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
     if positions:
+        # RoBERTa-style models number positions from padding_idx + 1, so two slots of 514 are never usable.
+        if getattr(config, "model_type", "") in OFFSET_POSITION_MODELS:
+            positions -= (getattr(config, "pad_token_id", 1) or 1) + 1
         limits.append(int(positions))
     return min(limits) if limits else 1_000_000
 

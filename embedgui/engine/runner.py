@@ -156,7 +156,7 @@ class Run:
                     s.logs.append({"step": state["step"], "epoch": state["epoch"], **payload})
                 elif event == "eval":
                     s.evals.append({"step": state["step"], **payload})
-                elif event == "stopping":
+                elif event == "stopping" and s.active:  # a Stop that lands after the end changes nothing
                     s.status, s.message = "stopping", "Stopping after this step and saving a snapshot..."
                 elif event == "done":
                     s.status = payload

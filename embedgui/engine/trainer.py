@@ -169,13 +169,14 @@ class Trainer:
         from .evaluate import evaluate_pairs
 
         def encode(texts: list[str]) -> torch.Tensor:
-            return model.encode(texts, batch_size=max(32, self.config.train.batch_size),
+            return model.encode(texts, batch_size=self.config.train.batch_size,
                                 autocast_dtype=precision.autocast_dtype)
 
         return evaluate_pairs(encode, eval_rows)
 
     # -- snapshots -------------------------------------------------------------------------------------------
-    def _save_snapshot(self, model: Embedder, optimizer, scheduler, scaler, consumed: int, extra: dict) -> Path:
+    def _save_snapshot(self, model: Embedder, optimizer, scheduler, scaler, consumed: int, extra: dict,
+                       rng: dict | None = None) -> Path:
         """model + optimizer + scheduler + scaler + RNG + data position, written to a .tmp folder then renamed."""
         root = self.run_dir / SNAPSHOT_DIR
         final = root / f"step-{self.state.step:08d}"
@@ -186,7 +187,7 @@ class Trainer:
         torch.save({
             "step": self.state.step, "consumed_batches": consumed, "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-            "rng": _rng_state(), "extra": extra,
+            "rng": rng or _rng_state(), "extra": extra,
         }, tmp / "trainer_state.pt")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)  # atomic: resume only ever sees complete snapshots
@@ -265,20 +266,27 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path = self.run_dir / METRICS_NAME
         consumed, extra = 0, {}
+        # What the data position means; a resume with other values would see other batches.
+        data_key = {"batch_size": c.train.batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
+                    "rows": n_rows, "seed": c.seed}
         if snapshot is not None:
             consumed, extra = self._restore(snapshot, model, optimizer, scheduler, scaler)
+            changed = {k: (v, data_key[k]) for k, v in extra.get("data", {}).items() if data_key.get(k) != v}
+            if changed:
+                log.warning("Resuming with changed data settings %s (snapshot value, now): the batches after the "
+                            "snapshot differ from an uninterrupted run.", changed)
             self._truncate_metrics(metrics_path, state.step)
+            c.save(self.run_dir / CONFIG_NAME)
             log.info("Resumed from %s (step %d)", snapshot, state.step)
-        else:  # a fresh run in an old folder: old curves, snapshots and best weights belong to another run
-            metrics_path.unlink(missing_ok=True)
-            (self.run_dir / BEST_NAME).unlink(missing_ok=True)
-            shutil.rmtree(self.run_dir / SNAPSHOT_DIR, ignore_errors=True)
-        c.save(self.run_dir / CONFIG_NAME)
         if c.output.save_metrics and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
             self.callbacks.append(JsonlCallback(metrics_path))
         best = extra.get("best")
 
-        collator = PairCollator(model.tokenizer, c.train.max_length, c.train.pad_to_multiple_of,
+        # The collator cuts texts at the model's real limit (train.max_length capped to its position table).
+        if model.max_length < c.train.max_length:
+            log.warning("train.max_length %d is more than this model takes; using %d.", c.train.max_length,
+                        model.max_length)
+        collator = PairCollator(model.tokenizer, model.max_length, c.train.pad_to_multiple_of,
                                 c.data.max_hard_negatives)
         loader = make_loader(source, collator, batch_size=c.train.batch_size, seed=c.seed, shuffle=c.data.shuffle,
                              start_batch=consumed, num_workers=c.train.num_workers,
@@ -289,13 +297,18 @@ class Trainer:
         state.status = "running"
         self._emit("on_train_begin")
 
-        def snapshot_now(at_consumed: int) -> Path:
-            return self._save_snapshot(model, optimizer, scheduler, scaler, at_consumed, {"best": best})
+        def snapshot_now(at_consumed: int, rng: dict | None = None) -> Path:
+            return self._save_snapshot(model, optimizer, scheduler, scaler, at_consumed,
+                                       {"best": best, "data": data_key}, rng)
 
         window: dict[str, float] = {"loss": 0.0, "acc": 0.0, "n": 0, "samples": 0}
         window_start = time.perf_counter()
         status = "finished"
-        step_start_consumed = consumed
+        # A fresh run in a used folder clears the old run's curve, snapshots and best weights only once it has
+        # trained a step: Start pressed by mistake and stopped at once leaves the old run as it was.
+        old_folder_pending = snapshot is None
+        steps_here, phase = 0, "train"
+        step_start_consumed, step_rng = consumed, _rng_state()
         autocast = {"device_type": device.type, "dtype": precision.autocast_dtype,
                     "enabled": precision.autocast_dtype is not None}
         try:
@@ -303,7 +316,8 @@ class Trainer:
                 if stop_event.is_set():
                     status = "stopped"
                     break
-                step_start_consumed = consumed
+                phase, step_start_consumed, step_rng = "train", consumed, _rng_state()
+                good_state = steps_here > 0 or snapshot is not None  # something worth a snapshot
                 optimizer.zero_grad(set_to_none=True)
                 for _ in range(accum):
                     batch = next(batches)
@@ -317,7 +331,8 @@ class Trainer:
                                                batch["candidate_rows"]).to(device)
                     out = info_nce(a, p, c.train.temperature, mask)
                     if not torch.isfinite(out.loss):
-                        self._fail_non_finite(float(out.loss), snapshot_now, step_start_consumed)
+                        where = snapshot_now(step_start_consumed, step_rng) if good_state else None
+                        self._fail_non_finite("loss", float(out.loss), where)
                     (scaler.scale(out.loss / accum) if scaler else out.loss / accum).backward()
                     window["loss"] += out.loss.item()
                     window["acc"] += out.accuracy
@@ -328,7 +343,9 @@ class Trainer:
                 max_norm = c.optim.max_grad_norm or float("inf")
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
                 if not math.isfinite(grad_norm) and scaler is None:
-                    self._fail_non_finite(grad_norm, snapshot_now, step_start_consumed, what="gradient norm")
+                    where = snapshot_now(step_start_consumed, step_rng) if good_state else None
+                    self._fail_non_finite("gradient norm", grad_norm, where)
+                lr = scheduler.get_last_lr()[0]  # the rate this step uses
                 if scaler:
                     scaler.step(optimizer)  # skips the step when fp16 gradients overflowed, then lowers the scale
                     scaler.update()
@@ -336,12 +353,17 @@ class Trainer:
                     optimizer.step()
                 scheduler.step()
                 state.step += 1
+                steps_here += 1
+                step_start_consumed = consumed
                 state.epoch = min((state.step - 1) // steps_per_epoch + 1, c.train.epochs)
+                if old_folder_pending:
+                    self._clear_old_run(metrics_path)
+                    old_folder_pending = False
 
                 if state.step % c.train.log_every == 0 or state.step == state.max_steps:
                     elapsed = time.perf_counter() - window_start
                     logs = {"loss": window["loss"] / window["n"], "acc": window["acc"] / window["n"],
-                            "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                            "lr": lr, "grad_norm": grad_norm,
                             "samples_per_s": window["samples"] / max(elapsed, 1e-9),
                             "steps_per_s": window["n"] / accum / max(elapsed, 1e-9),
                             "elapsed_s": time.time() - state.started_at}
@@ -350,7 +372,9 @@ class Trainer:
                     window_start = time.perf_counter()
                 last = state.step == state.max_steps
                 if eval_rows and ((c.train.eval_every and state.step % c.train.eval_every == 0) or last):
+                    phase = "eval"
                     metrics = self._evaluate(model, eval_rows, precision)
+                    phase = "train"
                     self._emit("on_evaluate", metrics)
                     score = metrics.get(c.output.best_metric)
                     if c.output.keep_best and score is not None and (best is None or score > best):
@@ -359,19 +383,31 @@ class Trainer:
                 if c.train.save_every and state.step % c.train.save_every == 0 and not last:
                     snapshot_now(consumed)
         except torch.OutOfMemoryError as e:
-            state.status, state.message = "failed", _oom_message(device, state.step + 1)
+            state.status, state.message = "failed", _oom_message(device, state.step, phase)
             optimizer.zero_grad(set_to_none=True)  # frees the partial gradients so the snapshot has room
-            try:
-                snapshot_now(step_start_consumed)
-            except (RuntimeError, OSError):
-                log.exception("Could not save a snapshot after running out of memory")
+            if steps_here or snapshot is not None:
+                try:
+                    snapshot_now(step_start_consumed, step_rng if phase == "train" else None)
+                except (RuntimeError, OSError):
+                    log.exception("Could not save a snapshot after running out of memory")
             self._emit("on_train_end")
             raise TrainingError(state.message) from e
         except TrainingError as e:
             state.status, state.message = "failed", str(e)
             self._emit("on_train_end")
             raise
+        except OSError as e:  # disk full, folder removed, data file gone
+            state.status = "failed"
+            state.message = (f"A file operation failed during training ({e}); check free disk space and that "
+                             f"{self.run_dir} and the data file are still there, then resume.")
+            self._emit("on_train_end")
+            raise TrainingError(state.message) from e
 
+        if steps_here == 0:
+            state.status = "stopped"
+            state.message = f"stopped before the first step; {self.run_dir} was left as it was"
+            self._emit("on_train_end")
+            return TrainResult("stopped", state.step, state.max_steps, str(self.run_dir), {})
         snapshot_now(consumed)
         if status == "finished" and c.output.keep_best and (self.run_dir / BEST_NAME).exists():
             model.load_state_dict(torch.load(self.run_dir / BEST_NAME, map_location=model.device))
@@ -385,12 +421,18 @@ class Trainer:
         self._emit("on_train_end")
         return TrainResult(status, state.step, state.max_steps, str(self.run_dir), summary)
 
-    def _fail_non_finite(self, value: float, snapshot_now, at_consumed: int, what: str = "loss") -> None:
-        step = self.state.step + 1
-        where = snapshot_now(at_consumed)  # the weights are still those of the last good step
+    def _clear_old_run(self, metrics_path: Path) -> None:
+        """Remove what a previous run left in this folder (its curve, snapshots, best weights); save our config."""
+        metrics_path.unlink(missing_ok=True)
+        (self.run_dir / BEST_NAME).unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir / SNAPSHOT_DIR, ignore_errors=True)
+        self.config.save(self.run_dir / CONFIG_NAME)
+
+    def _fail_non_finite(self, what: str, value: float, where: Path | None) -> None:
+        saved = f"the last good state is saved in {where}" if where else "nothing was trained yet"
         raise TrainingError(
-            f"The {what} became {value} at step {step}; the last good state is saved in {where}. Try dtype "
-            "float32, a higher train.temperature (0.1-0.2) or a lower optim.lr, then resume."
+            f"The {what} became {value} at step {self.state.step + 1}; {saved}. Try dtype float32, a higher "
+            "train.temperature (0.1-0.2) or a lower optim.lr, then resume."
         )
 
     def _summary(self, metrics_path: Path, status: str, best: float | None) -> dict[str, Any]:
@@ -427,7 +469,11 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _oom_message(device: torch.device, step: int) -> str:
-    return (f"Out of memory on {device} at step {step}. Lower train.batch_size (raise train.grad_accum_steps to "
-            "keep the effective batch), lower train.max_length, or set train.grad_checkpointing to true; then "
+def _oom_message(device: torch.device, step: int, phase: str) -> str:
+    if phase == "eval":
+        return (f"Out of memory on {device} while evaluating after step {step}. Evaluation encodes "
+                "train.batch_size texts at a time: lower train.batch_size or use a smaller eval file; the state "
+                "after this step is saved, so resume.")
+    return (f"Out of memory on {device} at step {step + 1}. Lower train.batch_size (raise train.grad_accum_steps "
+            "to keep the effective batch), lower train.max_length, or set train.grad_checkpointing to true; then "
             "resume.")

@@ -73,11 +73,15 @@ def create_app(ctx: AppContext) -> gr.Blocks:
                 se = SearchTab(lang, models, initial.model_id, pairs)
 
         # -- config: validate on every change, load, save ------------------------------------------------
-        def check(lang: str, *values):
-            config, errors = ct.values_to_config(list(values))
+        def validate(values) -> tuple[Config | None, list[str]]:
+            """The form as a config, with every problem (hosted-mode refusals included)."""
+            config, errors = ct.values_to_config(list(values), base_dir=str(ctx.workspace))
             if config is not None and ctx.hosted:
-                errors = ct.hosted_problems(config, ctx.allowed_roots)
-            return ct.validation_markdown(lang, errors)
+                errors = ct.hosted_problems(config, ctx)
+            return (config if not errors else None), errors
+
+        def check(lang: str, *values):
+            return ct.validation_markdown(lang, validate(values)[1])
 
         gr.on([f.change for f in cfg.fields], check, [lang_state, *cfg.fields], cfg.validation,
               show_progress="hidden")
@@ -91,7 +95,7 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         cfg.load_file.upload(load_file, [lang_state, cfg.load_file], [*cfg.fields, cfg.validation])
 
         def save(lang: str, *values):
-            config, errors = ct.values_to_config(list(values))
+            config, errors = validate(values)
             if config is None:
                 return None, ct.validation_markdown(lang, errors)
             config.save(ctx.config_path)
@@ -101,9 +105,7 @@ def create_app(ctx: AppContext) -> gr.Blocks:
 
         # -- train: start / resume / stop, and the timer that draws the run ------------------------------
         def start(resume: bool, lang: str, *values):
-            config, errors = ct.values_to_config(list(values))
-            if config is not None and ctx.hosted:
-                errors = ct.hosted_problems(config, ctx.allowed_roots)
+            config, errors = validate(values)
             if errors:
                 return f"❌ {t(lang, 'train.fix_config')}\n\n" + "\n".join(f"- {e}" for e in errors)
             config.train.resume = resume
@@ -143,6 +145,8 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         split_box = _field(cfg, "data.eval_split")
 
         def compose_and_use(table, anchor, positive, hard_k, miner, ratio, model_id, progress=gr.Progress()):
+            if miner == "model" and (problem := ctx.refuse_path(model_id, "model_id")):
+                return [f"❌ {problem}"] + [gr.skip()] * 7
             report, out, eval_out, download = run_compose(ctx, table, anchor, positive, hard_k, miner, ratio,
                                                           model_id, progress)
             if out is None:
@@ -232,8 +236,7 @@ def create_app(ctx: AppContext) -> gr.Blocks:
                     updates.append(f"## {t(lang, 'title')}\n{t(lang, 'subtitle')}")
                 else:
                     updates.append(gr.update(**{attr: t(lang, key)}))
-            config, errors = ct.values_to_config(list(values))
-            return [lang, *updates, ct.validation_markdown(lang, errors)]
+            return [lang, *updates, ct.validation_markdown(lang, validate(values)[1])]
 
         lang_radio.change(switch, [lang_radio, *cfg.fields],
                           [lang_state, *[c for c, _, _ in texts], cfg.validation])

@@ -14,12 +14,12 @@ import gradio as gr
 
 from ..engine import config as cfg
 from ..engine.config import Config, ConfigError, config_from_dict
-from .context import inside
+from .context import AppContext, inside
 from .i18n import t
 
 CHOICES = {"device": cfg.DEVICES, "dtype": cfg.DTYPES, "pooling": cfg.POOLINGS, "optim.name": cfg.OPTIMIZERS,
            "optim.scheduler": cfg.SCHEDULERS, "hf.loader": cfg.LOADERS,
-           "output.best_metric": ("ndcg@10", "mrr@10", "recall@1", "recall@5", "recall@10")}
+           "output.best_metric": cfg.EVAL_METRICS}
 SECTIONS = ("train", "optim", "data", "output", "hf")
 
 
@@ -95,22 +95,18 @@ def values_to_config(values: list[Any], base_dir: str | None = None) -> tuple[Co
     return config, []
 
 
-def hosted_problems(config: Config, allowed_roots: list[Path]) -> list[str]:
-    """What a hosted (public) app refuses: remote code, and files outside the app's own folders."""
+def hosted_problems(config: Config, ctx: AppContext) -> list[str]:
+    """What a hosted (public) app refuses: remote code, and files or folders outside the app's own folders."""
     problems = []
     if config.hf.trust_remote_code:
         problems.append("hf.trust_remote_code: not allowed on a hosted app (it would run a model repository's "
                         "code on the server); run embedgui locally for such models.")
-    for name in ("data.pairs_path", "data.eval_path"):
-        value = _get(config, name)
-        if value and not any(inside(Path(value), root) for root in allowed_roots):
-            problems.append(f"{name}: {value} is outside the app's folders; upload the file in the Data tab.")
-    if not inside(config.run_dir, allowed_roots[0]):
+    for name in ("model_id", "tokenizer_id", "data.pairs_path", "data.eval_path"):
+        if problem := ctx.refuse_path(_get(config, name), name):
+            problems.append(problem)
+    if not inside(config.run_dir, ctx.workspace):
         problems.append(f"output.save_dir: {config.output.save_dir} is outside the app's workspace; "
                         "use a folder inside it.")
-    model = Path(config.model_id)
-    if model.is_absolute() and not any(inside(model, root) for root in allowed_roots):
-        problems.append(f"model_id: {config.model_id} is a folder outside the app's folders; give a hub id.")
     return problems
 
 

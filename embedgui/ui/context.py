@@ -48,10 +48,12 @@ class AppContext:
 
     def refuse_path(self, value: str | None, name: str) -> str | None:
         """Hosted mode: a local file or folder outside the app's folders is refused (hub ids pass)."""
-        if not self.hosted or not value or not value.strip():
+        text = (value or "").strip()
+        if not self.hosted or not text:
             return None
-        path = Path(value.strip())
-        if not (path.is_absolute() or path.exists() or value.strip().startswith(".")):
+        path = Path(text).expanduser()  # the loaders expand ~ too
+        local = path.is_absolute() or path.exists() or text.startswith((".", "~"))
+        if not local:
             return None  # a hub id such as sentence-transformers/all-MiniLM-L6-v2
         if any(inside(path, root) for root in self.allowed_roots):
             return None

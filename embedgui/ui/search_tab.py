@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -21,7 +22,8 @@ class IndexCache:
         self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
 
     def get(self, model: str, corpus: str, column: str | None) -> SearchIndex:
-        key = (model, corpus, column or "")
+        # A model retrained in place or a re-uploaded corpus has new files: their stamps make a new key.
+        key = (model, _stamp(model), corpus, _stamp(corpus), column or "")
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -32,6 +34,16 @@ class IndexCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return index
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """(newest modification time, total size) of a file or of a folder's files; (0, 0) for a hub id."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        return 0, 0
+    files = [p] if p.is_file() else [f for f in p.iterdir() if f.is_file()]
+    stats = [f.stat() for f in files]
+    return max((st.st_mtime_ns for st in stats), default=0), sum(st.st_size for st in stats)
 
 
 def search_tables(cache: IndexCache, query: str, k: int, model: str, base: str, corpus: str,
