@@ -314,3 +314,19 @@ def test_max_length_beyond_the_model_is_capped(tiny_bert, tmp_path):
     cfg = make_config(tiny_bert, tmp_path, train={"max_length": 512, "steps_per_epoch": 1},
                       data={"pairs_path": str(tmp_path / "long.jsonl")})
     assert Trainer(cfg).fit().status == "finished"  # the tiny BERT has 128 positions
+
+
+def test_stop_logs_the_steps_since_the_last_row(tiny_bert, tmp_path):
+    stop = threading.Event()
+    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 50, "log_every": 4, "save_every": 3})
+    trainer = Trainer(cfg, callbacks=[])
+
+    class StopAfterSave(Callback):  # snapshots come every 3 steps: stop at step 6, between log rows 4 and 8
+        def on_save(self, state, path):
+            if state.step == 6:
+                stop.set()
+
+    trainer.callbacks.append(StopAfterSave())
+    result = trainer.fit(stop)
+    assert result.step == 6
+    assert [r["step"] for r in read_metrics(tmp_path / "runs" / "run" / "metrics.jsonl")] == [4, 6]

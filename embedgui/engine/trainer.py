@@ -307,7 +307,7 @@ class Trainer:
         # A fresh run in a used folder clears the old run's curve, snapshots and best weights only once it has
         # trained a step: Start pressed by mistake and stopped at once leaves the old run as it was.
         old_folder_pending = snapshot is None
-        steps_here, phase = 0, "train"
+        steps_here, phase, lr, grad_norm = 0, "train", 0.0, 0.0
         step_start_consumed, step_rng = consumed, _rng_state()
         autocast = {"device_type": device.type, "dtype": precision.autocast_dtype,
                     "enabled": precision.autocast_dtype is not None}
@@ -315,6 +315,8 @@ class Trainer:
             while state.step < state.max_steps:
                 if stop_event.is_set():
                     status = "stopped"
+                    if window["n"]:  # the steps since the last log row still get their point on the chart
+                        self._emit("on_log", self._window_logs(window, window_start, accum, lr, grad_norm))
                     break
                 phase, step_start_consumed, step_rng = "train", consumed, _rng_state()
                 good_state = steps_here > 0 or snapshot is not None  # something worth a snapshot
@@ -361,13 +363,7 @@ class Trainer:
                     old_folder_pending = False
 
                 if state.step % c.train.log_every == 0 or state.step == state.max_steps:
-                    elapsed = time.perf_counter() - window_start
-                    logs = {"loss": window["loss"] / window["n"], "acc": window["acc"] / window["n"],
-                            "lr": lr, "grad_norm": grad_norm,
-                            "samples_per_s": window["samples"] / max(elapsed, 1e-9),
-                            "steps_per_s": window["n"] / accum / max(elapsed, 1e-9),
-                            "elapsed_s": time.time() - state.started_at}
-                    self._emit("on_log", logs)
+                    self._emit("on_log", self._window_logs(window, window_start, accum, lr, grad_norm))
                     window = {"loss": 0.0, "acc": 0.0, "n": 0, "samples": 0}
                     window_start = time.perf_counter()
                 last = state.step == state.max_steps
@@ -420,6 +416,13 @@ class Trainer:
         state.message = f"{status} at step {state.step}/{state.max_steps}; model saved in {self.run_dir}"
         self._emit("on_train_end")
         return TrainResult(status, state.step, state.max_steps, str(self.run_dir), summary)
+
+    def _window_logs(self, window: dict, start: float, accum: int, lr: float, grad_norm: float) -> dict[str, float]:
+        """One log row: loss and accuracy averaged over the batches since the last row, and the speed."""
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        return {"loss": window["loss"] / window["n"], "acc": window["acc"] / window["n"], "lr": lr,
+                "grad_norm": grad_norm, "samples_per_s": window["samples"] / elapsed,
+                "steps_per_s": window["n"] / accum / elapsed, "elapsed_s": time.time() - self.state.started_at}
 
     def _clear_old_run(self, metrics_path: Path) -> None:
         """Remove what a previous run left in this folder (its curve, snapshots, best weights); save our config."""
