@@ -273,6 +273,7 @@ def test_evaluation_during_training_writes_eval_rows_and_keeps_best(tiny_bert, t
 
     rows, _ = read_pairs(tmp_path / "pairs.jsonl")
     _, held = split_pairs(rows, 0.25, cfg.seed)
+    assert read_pairs(run / "eval_pairs.jsonl")[0] == held  # kept so the run can be scored again later
     saved = load_embedder(str(run), device="cpu")
     assert evaluate_pairs(lambda texts: saved.encode(texts), held)["mrr@10"] == pytest.approx(best, abs=1e-5)
 

@@ -40,6 +40,7 @@ from .modeling import Embedder, load_embedder_from_config
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "train_config.json"  # config.json in the run folder belongs to the Hugging Face model
+EVAL_SPLIT_NAME = "eval_pairs.jsonl"  # the held-out rows of data.eval_split, so a run can be scored again later
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "metrics_summary.json"
 SNAPSHOT_DIR = "checkpoints"
@@ -278,6 +279,8 @@ class Trainer:
             self._truncate_metrics(metrics_path, state.step)
             c.save(self.run_dir / CONFIG_NAME)
             log.info("Resumed from %s (step %d)", snapshot, state.step)
+        if eval_rows and c.data.eval_split and not c.data.eval_path:
+            _write_pairs(eval_rows, self.run_dir / EVAL_SPLIT_NAME)
         if c.output.save_metrics and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
             self.callbacks.append(JsonlCallback(metrics_path))
         best = extra.get("best")
@@ -464,6 +467,15 @@ def _row_step(line: str) -> int:
         return int(json.loads(line).get("step", 0))
     except (ValueError, AttributeError):
         return 1 << 62  # a torn line is dropped
+
+
+def _write_pairs(rows: list[Pair], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({"anchor": r.anchor, "positive": r.positive, "hard_negatives": r.hard_negatives},
+                               ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

@@ -10,6 +10,7 @@ import gradio as gr
 
 from ..engine.config import Config, ConfigError, load_config
 from ..engine.runner import RunBusyError
+from ..engine.trainer import EVAL_SPLIT_NAME
 from . import config_tab as ct
 from .context import SAMPLE_PAIRS, AppContext
 from .data_tab import DataTab, _preview_updates, accept_upload, run_compose, run_crawl
@@ -163,13 +164,22 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         )
 
         # -- evaluate and search ------------------------------------------------------------------------
-        def refresh_models():
+        def refresh_models(pairs: str):
             found = ctx.trained_models()
-            return (gr.update(choices=found, value=found[0] if found else None),
-                    gr.update(choices=found, value=found[0] if found else None))
+            newest = found[0] if found else None
+            # score a run on the rows it held out (data.eval_split), not on the rows it trained on
+            held_out = Path(newest) / EVAL_SPLIT_NAME if newest else None
+            pairs = str(held_out) if held_out and held_out.exists() else pairs
+            return (gr.update(choices=found, value=newest), gr.update(choices=found, value=newest), pairs)
 
-        ev.refresh.click(refresh_models, None, [ev.model, se.model])
-        demo.load(refresh_models, None, [ev.model, se.model])
+        ev.refresh.click(refresh_models, ev.pairs, [ev.model, se.model, ev.pairs])
+        demo.load(refresh_models, ev.pairs, [ev.model, se.model, ev.pairs])
+
+        def pairs_for_model(model: str, pairs: str):
+            held_out = Path(model or "") / EVAL_SPLIT_NAME
+            return str(held_out) if model and held_out.exists() else pairs
+
+        ev.model.change(pairs_for_model, [ev.model, ev.pairs], ev.pairs)
         def refused(**fields: str) -> str | None:
             problems = [p for name, value in fields.items() if (p := ctx.refuse_path(value, name))]
             return f"❌ {problems[0]}" if problems else None
