@@ -337,7 +337,7 @@ class Trainer:
                     out = info_nce(a, p, c.train.temperature, mask)
                     if not torch.isfinite(out.loss):
                         where = snapshot_now(step_start_consumed, step_rng) if good_state else None
-                        self._fail_non_finite("loss", float(out.loss), where)
+                        self._fail_non_finite("loss", out.loss.item(), where)
                     (scaler.scale(out.loss / accum) if scaler else out.loss / accum).backward()
                     window["loss"] += out.loss.item()
                     window["acc"] += out.accuracy
