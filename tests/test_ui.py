@@ -156,3 +156,12 @@ def test_search_cache_sees_a_model_retrained_in_place(tiny_bert, tmp_path):
     other.save(model_dir)  # "retrained" in place
     changed, _, _ = search_tables(cache, "the model", 3, str(model_dir), "", str(corpus), None)
     assert not changed["score"].equals(first["score"])
+
+
+def test_long_histories_are_thinned_but_keep_the_latest_point():
+    from embedgui.ui.charts import MAX_POINTS, line_figure
+
+    rows = [{"step": s, "loss": 1.0 / s} for s in range(1, 10_002)]
+    fig = line_figure(rows, ["loss"], "Loss")
+    xs = list(fig.data[0].x)
+    assert len(xs) <= MAX_POINTS + 1 and xs[0] == 1 and xs[-1] == 10_001 and xs == sorted(xs)

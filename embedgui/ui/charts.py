@@ -7,6 +7,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+MAX_POINTS = 1500  # per line: a long run's chart stays light to redraw every second
+
 LAYOUT = {"height": 280, "margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "template": "plotly_white",
           "legend": {"orientation": "h", "y": -0.25}}
 
@@ -17,6 +19,9 @@ def line_figure(rows: Sequence[dict[str, Any]], keys: Sequence[str], title: str,
     fig = go.Figure()
     for key in keys:
         points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        if len(points) > MAX_POINTS:  # keep every n-th point and always the latest one
+            stride = -(-len(points) // MAX_POINTS)
+            points = points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
         fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
                                  name=key, marker={"size": 4}))
     fig.update_layout(title=title, xaxis_title="step", yaxis_title=y_title, **LAYOUT)
