@@ -75,7 +75,6 @@ class Run:
         self._snap = RunSnapshot()
         self._lines: collections.deque[str] = collections.deque(maxlen=max_log_lines)
         self._handler = _RingHandler(self._lines)
-        self.config: Config | None = None
 
     @property
     def active(self) -> bool:
@@ -94,7 +93,6 @@ class Run:
             self._lines.clear()
             self._snap = RunSnapshot(status="starting", epochs=config.train.epochs, run_dir=str(config.run_dir),
                                      started_at=time.time(), message="Loading the model and the data...")
-            self.config = config
             self._thread = threading.Thread(target=self._work, args=(config, self._stop, self._queue),
                                             name="embedgui-train", daemon=True)
             self._thread.start()

@@ -128,7 +128,6 @@ class ConfigTab:
         self.specs = field_specs()
         self.config_path = config_path
         self.fields: list[gr.components.Component] = []
-        self.labels: list[tuple[gr.components.Component, str, str | None]] = []  # (component, label key, help key)
         values = dict(zip([s.path for s in self.specs], config_to_values(initial)))
         groups = [("config.section.model", [s for s in self.specs if "." not in s.path])]
         groups += [(section, [s for s in self.specs if s.path.startswith(section + ".")]) for section in SECTIONS]
@@ -162,7 +161,6 @@ class ConfigTab:
             widget = gr.Number(value=value, precision=0 if spec.kind is int else None, **common)
         else:
             widget = gr.Textbox(value=value, **common)
-        self.labels.append((widget, spec.path, spec.path))
         return widget
 
 
