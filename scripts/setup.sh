@@ -11,7 +11,8 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.installed-$(basename "$req")
-want=$(cat requirements.txt "$req" | sha256sum | cut -d' ' -f1)
+# Hash with Python: sha256sum is not on macOS, where many users run this on an MPS laptop.
+want=$("$python" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' requirements.txt "$req")
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing $req into .venv (first time takes a few minutes)"
   export PIP_DISABLE_PIP_VERSION_CHECK=1
