@@ -152,7 +152,6 @@ def journey(app, pg, tmp_path):
 
     # 4. Search the training corpus with both models.
     pg.get_by_role("tab", name="5. Search").click()
-    pg.get_by_role("button", name="Refresh list").count()  # the list lives on the eval tab; search shares it
     pg.locator("#search-query textarea, #search-query input").first.fill("learning rate schedule")
     pg.locator("#search-run").click()
     scores = "(id) => (document.querySelector(id).innerText.match(/\\b[01]\\.\\d{2,4}\\b/g) || []).length"

@@ -152,11 +152,6 @@ def _is_internal(f: dataclasses.Field) -> bool:
     return bool(f.metadata.get("internal"))
 
 
-def _section_types() -> dict[str, type]:
-    hints = typing.get_type_hints(Config)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if dataclasses.is_dataclass(hints[f.name])}
-
-
 def _allowed(tp: Any) -> tuple[set[type], bool]:
     """The plain JSON types a field accepts, and whether null is allowed."""
     args = typing.get_args(tp) if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union else (tp,)

@@ -135,10 +135,6 @@ class CrawlResult:
     entries_per_page: dict[str, int] = field(default_factory=dict)
     stopped: bool = False
 
-    def entry_rows(self, limit: int | None = None) -> list[list[str]]:
-        """[term, definition, source_url] rows for a preview table."""
-        return [[e.term, e.definition, e.source_url] for e in self.entries[:limit]]
-
     def error_rows(self) -> list[list[str]]:
         """[url, reason] rows for an error table."""
         return [[e.url, e.reason] for e in self.errors]
