@@ -20,7 +20,7 @@ from bs4 import BeautifulSoup
 from conftest import ROOT
 
 from embedgui.engine import crawler
-from embedgui.engine.crawler import CrawlOptions, GlossaryEntry, crawl, decode_html, extract_glossary
+from embedgui.engine.crawler import CrawlOptions, GlossaryEntry, crawl, net
 from embedgui.engine.hosted import is_hosted
 
 FIXTURES = Path(__file__).parent / "fixtures" / "crawler"
@@ -142,21 +142,6 @@ def test_python_glossary_matches_answer_key():
     assert by_term[">>>"].startswith("The default Python prompt of the interactive shell.")
 
 
-def test_git_glossary_terms_without_navigation():
-    page = conftest.testdata_file("git-doc", "usr/share/doc/git-doc/gitglossary.html")
-    entries = extract_glossary(decode_html(page.read_bytes())[0], "http://127.0.0.1/gitglossary.html")
-    terms = [e.term for e in entries]
-    assert len(entries) >= 80
-    assert all(e.definition for e in entries)
-    for expected in ("bare repository", "detached HEAD", "working tree", "refspec", "HEAD"):
-        assert expected in terms
-    by_term = {e.term: e.definition for e in entries}
-    assert by_term["blob object"] == "Untyped object, e.g. the contents of a file."
-    navigation = {"NAME", "SYNOPSIS", "DESCRIPTION", "SEE ALSO", "GIT", "gitglossary(7) Manual Page"}
-    assert not navigation & set(terms)
-    assert not any("Last updated" in e.definition or "Part of the git(1) suite" in e.definition for e in entries)
-
-
 # ----------------------------------------------------------------------------------------- fixture pages
 
 
@@ -184,34 +169,6 @@ def test_definition_lists_aliases_senses_and_nested_lists(server):
     assert set(by_term) == {"round-trip time", "RTT", "port", "congestion control", "MTU"}
 
 
-def test_markers_hidden_elements_and_navigation_are_stripped():
-    html = (FIXTURES / "wiki_markers.html").read_text(encoding="utf-8")
-    entries = extract_glossary(html, "http://127.0.0.1/wiki_markers.html")
-    by_term = {e.term: e.definition for e in entries}
-    assert list(by_term) == ["alpha", "beta", "canary", "dogfooding", "error budget"]
-    assert by_term["alpha"] == "The first release of a program, for testing. Often unstable."
-    assert by_term["beta"] == "A wider test release. Feature complete."  # print-only hiding is not hiding
-    assert by_term["canary"] == "A release sent to a small share of users first, such as users[1] in a list."
-    assert by_term["dogfooding"] == "Using one's own product internally."
-    # MediaWiki math: hidden MathML and an aria-hidden image; its LaTeX source is kept.
-    assert by_term["error budget"] == "The allowed failure rate 1-\\mathrm{SLO} over a period."
-    text = " ".join(f"{e.term} {e.definition}" for e in entries)
-    for junk in ("HIDDEN", "SCRIPT", "¶", "citation needed", "[edit]", "Navbox", "Sidebar", "Footer", "Contents"):
-        assert junk not in text
-
-
-def test_heading_glossary_from_samples():
-    pages = {p.name: p for p in crawler.sample_pages()}
-    entries = extract_glossary(pages["en_glossary_headings.html"].read_text(encoding="utf-8"), "sample")
-    by_term = {e.term: e.definition for e in entries}
-    assert set(by_term) == {"batch size", "checkpoint", "epoch", "fine-tuning", "learning rate", "tokenizer"}
-    assert by_term["epoch"] == ("One full pass over the training data. Small glossaries are often trained for "
-                                "several epochs; large ones for one or less.")
-    ko = extract_glossary(pages["ko_glossary_headings.html"].read_text(encoding="utf-8"), "sample")
-    assert [e.term for e in ko] == ["손실 함수", "재현율", "정규화 할인 누적 이득", "말뭉치"]
-    assert not any("[편집]" in e.definition or "편집" == e.definition for e in ko)
-
-
 def test_euc_kr_declared_only_in_meta(server, monkeypatch):
     assert b"charset=euc-kr" in (FIXTURES / "euc_kr.html").read_bytes()
     # The declaration alone must be enough: no guessing by charset-normalizer.
@@ -222,21 +179,6 @@ def test_euc_kr_declared_only_in_meta(server, monkeypatch):
     by_term = {e.term: e.definition for e in result.entries}
     assert by_term["김치"] == "배추나 무를 소금에 절여 양념과 함께 발효시킨 한국 음식."
     assert "똠얌꿍" in by_term  # a CP949-only syllable: euc-kr must be read as its superset cp949
-
-
-def test_decode_html_order_and_fallbacks():
-    korean = "임베딩은 의미가 비슷한 문장을 가까운 벡터로 나타낸다. " * 20
-    page = f"<html><head><meta charset='euc-kr'></head><body><p>{korean}</p></body></html>"
-    assert decode_html(page.encode("cp949"), "text/html")[0] == page
-    # The HTTP header wins over <meta>.
-    utf8 = page.replace("euc-kr", "iso-8859-1").encode("utf-8")
-    assert decode_html(utf8, "text/html; charset=UTF-8") == (utf8.decode("utf-8"), "utf-8")
-    # A wrong declaration is not trusted when the bytes do not decode.
-    assert decode_html(page.encode("utf-8"), "text/html; charset=euc-kr")[0] == page
-    # Nothing declared: UTF-8 when it decodes, else detection.
-    bare = f"<html><body><p>{korean}</p></body></html>"
-    assert decode_html(bare.encode("utf-8")) == (bare, "utf-8")
-    assert decode_html(bare.encode("cp949"))[0] == bare
 
 
 # -------------------------------------------------------------------------------------------- politeness
@@ -253,6 +195,57 @@ def test_robots_disallow_is_honoured_and_cached(server):
     assert "/private/page.html" not in server.hits
     assert server.hits.count("/robots.txt") == 1
     assert result.pages_fetched == 2 and result.entries
+
+
+def test_robots_wildcards_longest_match_and_our_own_group(server):
+    # urllib.robotparser takes the first matching line and knows no wildcards: it would refuse /docs/a.html.
+    server.routes["/robots.txt"] = (200, {"Content-Type": "text/plain"}, (
+        b"User-agent: *\nDisallow: /docs/\nAllow: /docs/*.html$\nDisallow: /*?print\n\n"
+        b"User-agent: embedgui-crawler\nDisallow: /docs/\nAllow: /docs/*.html$\nDisallow: /*?print\n"
+        b"Disallow: /ours-only/\n"))
+    page = (200, {"Content-Type": "text/html"}, b"<dl><dt>term</dt><dd>A definition.</dd></dl>")
+    for path in ("/docs/a.html", "/docs/a.htm", "/docs/b.html", "/ours-only/c.html"):
+        server.routes[path] = page
+    urls = [server.url(p) for p in ("/docs/a.html", "/docs/a.htm", "/docs/b.html?print=1", "/ours-only/c.html")]
+    result = crawl(urls, options=CrawlOptions(**FAST))
+    assert [e.url for e in result.errors] == urls[1:]
+    assert all("disallowed by robots.txt" in e.reason for e in result.errors)
+    assert [h for h in server.hits if h != "/robots.txt"] == ["/docs/a.html"]
+
+
+def test_robots_5xx_disallows_the_site_and_4xx_allows_it(server):
+    # RFC 9309: an unreachable robots.txt (5xx after retries) means "crawl nothing"; an unavailable one (4xx,
+    # 403 included, which urllib.robotparser reads as "disallow all") means "no rules".
+    server.routes["/robots.txt"] = (503, {"Content-Type": "text/plain"}, b"down")
+    urls = [server.url("/aliases.html"), server.url("/tables.html")]
+    result = crawl(urls, options=CrawlOptions(**FAST))
+    assert result.entries == [] and [e.url for e in result.errors] == urls
+    assert all("robots.txt" in e.reason and "RFC 9309" in e.reason and "503" in e.reason for e in result.errors)
+    assert server.hits == ["/robots.txt"] * 3  # 1 try + retries=2, once for the whole site; no page asked for
+    server.hits.clear()
+    server.routes["/robots.txt"] = (403, {"Content-Type": "text/plain"}, b"forbidden")
+    result = crawl(urls, options=CrawlOptions(**FAST))
+    assert result.errors == [] and result.pages_fetched == 2
+    assert server.hits == ["/robots.txt", "/aliases.html", "/tables.html"]
+
+
+def test_unresolvable_host_is_the_page_error_not_a_robots_refusal(monkeypatch):
+    # The safety net refuses the connection; counting that as a DNS failure stands in for a name that does not resolve.
+    monkeypatch.setattr(net, "_is_dns_failure", lambda exc: True)
+    result = crawl(["http://nothere.invalid/a.html", "http://nothere.invalid/b.html"], options=CrawlOptions(**FAST))
+    assert [e.reason for e in result.errors] == [
+        "cannot resolve the host name nothere.invalid; check the URL and that this machine is online"] * 2
+
+
+def test_robots_crawl_delay_spaces_requests(server):
+    import time
+
+    server.routes["/robots.txt"] = (200, {"Content-Type": "text/plain"}, b"User-agent: *\nCrawl-delay: 0.4\n")
+    times = []
+    server.routes["/t.html"] = lambda: (times.append(time.monotonic()) or
+                                        (200, {"Content-Type": "text/html"}, b"<dl><dt>a</dt><dd>b</dd></dl>"))
+    crawl([server.url("/t.html"), server.url("/t.html?2")], options=CrawlOptions(**FAST))
+    assert len(times) == 2 and times[1] - times[0] >= 0.35
 
 
 def test_429_then_success_with_retry(server):
@@ -318,7 +311,7 @@ def test_events_and_stop(server):
             stop.set()  # the GUI's Stop button: finish this page, start no other
 
     urls = [server.url("/aliases.html"), server.url("/missing.html"), server.url("/tables.html")]
-    result = crawl(urls, options=CrawlOptions(**FAST), on_event=on_event, stop_event=stop)
+    result = crawl(urls, options=CrawlOptions(**FAST), on_event=on_event, stop=stop)
     assert events == [("started", "aliases.html", 1, 3, 0), ("done", "aliases.html", 1, 3, 5)]
     assert result.stopped and result.pages_fetched == 1 and len(result.entries) == 5
     events.clear()
@@ -367,7 +360,7 @@ def test_hosted_mode_refuses_loopback_outright(server):
 
 
 def test_hosted_mode_checks_every_resolved_address(monkeypatch):
-    monkeypatch.setattr(crawler, "_resolve", lambda host, port: ["93.184.216.34", "10.0.0.7"])
+    monkeypatch.setattr(net, "_resolve", lambda host, port: ["93.184.216.34", "10.0.0.7"])
     with pytest.raises(crawler.UnsafeAddressError, match="10.0.0.7"):
         crawler.check_url("http://mixed.example/page", hosted=True)
     crawler.check_url("http://mixed.example/page", hosted=False)  # the local default allows it
@@ -376,8 +369,8 @@ def test_hosted_mode_checks_every_resolved_address(monkeypatch):
 def test_hosted_mode_rechecks_each_redirect_hop(server, monkeypatch):
     # Pretend the test server's own address is public, so the first hop is allowed; every other address is judged
     # by the real rules. The server then redirects to the cloud metadata address, which must be refused.
-    real = crawler.is_public_address
-    monkeypatch.setattr(crawler, "is_public_address", lambda a: a == "127.0.0.1" or real(a))
+    real = net.is_public_address
+    monkeypatch.setattr(net, "is_public_address", lambda a: a == "127.0.0.1" or real(a))
     server.routes["/start.html"] = (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b"")
     server.routes["/hop.html"] = (301, {"Location": "/aliases.html"}, b"")
     options = CrawlOptions(**{**FAST, "hosted": True})
@@ -391,7 +384,7 @@ def test_hosted_mode_rechecks_each_redirect_hop(server, monkeypatch):
 
 def test_hosted_mode_rechecks_the_connected_address(server, monkeypatch):
     # DNS rebinding: the name check sees a public address, the connection lands on loopback; it must be refused.
-    monkeypatch.setattr(crawler, "_resolve", lambda host, port: ["93.184.216.34"])
+    monkeypatch.setattr(net, "_resolve", lambda host, port: ["93.184.216.34"])
     result = crawl([server.url("/aliases.html")], options=CrawlOptions(**{**FAST, "hosted": True}))
     assert len(result.errors) == 1 and "connected to the non-public address 127.0.0.1" in result.errors[0].reason
     assert server.hits == []

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from embedgui.engine import crawler
+from embedgui.engine.files import SaveError
 from embedgui.engine.hosted import is_hosted
 
 
@@ -23,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--list-sources", action="store_true", help="print the built-in sources' URLs and exit")
 
     out = parser.add_argument_group("output")
-    out.add_argument("--output", metavar="DIR", help="folder for glossary.csv and pairs.jsonl (created if needed)")
+    out.add_argument("--output", metavar="DIR",
+                     help="folder for glossary.csv and pairs.jsonl (created if needed); rows are written as pages "
+                          "finish, and running the same crawl into the same folder again resumes an unfinished one")
     out.add_argument("--limit-per-source", "--limit_per_source", dest="limit_per_source", type=int, metavar="N",
                      help="keep at most N new entries from each page (default: all)")
 
@@ -67,6 +70,9 @@ def _progress(quiet: bool):
             return
         if event.kind == "failed":
             write(f"failed: {event.url}: {event.reason}")
+        elif event.kind == "skipped":
+            if bar is None:
+                write(f"{event.index}/{event.total} {event.url}: already crawled")
         else:
             totals["entries"] += len(event.entries)
             if bar is None:
@@ -85,7 +91,7 @@ def _start_urls(args: argparse.Namespace) -> list[str]:
     return urls
 
 
-def _crawl_interruptibly(urls, limit, options, on_event) -> crawler.CrawlResult:
+def _crawl_interruptibly(urls, limit, options, on_event, output: Path) -> crawler.CrawlResult:
     """Crawl in a worker thread so that Ctrl-C stops it cleanly and what was collected is still written."""
     stop, done = threading.Event(), threading.Event()
     outcome: dict[str, object] = {}
@@ -93,7 +99,7 @@ def _crawl_interruptibly(urls, limit, options, on_event) -> crawler.CrawlResult:
     def work() -> None:
         try:
             outcome["result"] = crawler.crawl(urls, limit_per_source=limit, options=options, on_event=on_event,
-                                              stop_event=stop)
+                                              stop=stop, output=output)
         except BaseException as exc:  # handed to the main thread, which re-raises it
             outcome["error"] = exc
         finally:
@@ -105,7 +111,7 @@ def _crawl_interruptibly(urls, limit, options, on_event) -> crawler.CrawlResult:
         while not done.wait(0.2):
             pass
     except KeyboardInterrupt:
-        print("\ncrawl: interrupted; stopping and writing what was collected.", file=sys.stderr)
+        print("\ncrawl: interrupted; stopping (the pages finished so far are written).", file=sys.stderr)
         stop.set()
         done.wait()
     if "error" in outcome:
@@ -127,15 +133,19 @@ def run(args: argparse.Namespace) -> int:
     if args.limit_per_source is not None and args.limit_per_source < 1:
         print("crawl: --limit-per-source must be 1 or more.", file=sys.stderr)
         return 2
+    out = Path(args.output)
     on_event, bar = _progress(args.quiet)
     try:
         if args.dry_run:
             pages = crawler.sample_pages()
             if args.sources or args.urls or args.url_file:
                 print("dry run: --sources, --urls and --url-file are ignored.", file=sys.stderr)
+            crawler.check_output_folder(out)
             print(f"dry run: offline, no network access; reading {len(pages)} sample pages from "
                   f"{crawler.SAMPLES_DIR}")
             result = crawler.crawl_files(pages, limit_per_source=args.limit_per_source, on_event=on_event)
+            crawler.write_glossary_csv(result.entries, out / crawler.CSV_NAME)
+            crawler.write_pairs_jsonl(result.entries, out / crawler.JSONL_NAME)
         else:
             try:
                 urls = _start_urls(args)
@@ -152,18 +162,22 @@ def run(args: argparse.Namespace) -> int:
                 user_agent=args.user_agent, hosted=args.hosted or is_hosted(),
                 follow_languages=tuple(lang.lower() for lang in follow),
             )
-            result = _crawl_interruptibly(urls, args.limit_per_source, options, on_event)
+            result = _crawl_interruptibly(urls, args.limit_per_source, options, on_event, out)
+    except SaveError as exc:
+        print(f"crawl: {exc}", file=sys.stderr)
+        return 2
     finally:
         if bar is not None:
             bar.close()
 
-    out = Path(args.output)
-    csv_path = crawler.write_glossary_csv(result.entries, out / "glossary.csv")
-    jsonl_path = crawler.write_pairs_jsonl(result.entries, out / "pairs.jsonl")
+    csv_path, jsonl_path = out / crawler.CSV_NAME, out / crawler.JSONL_NAME
+    if result.pages_resumed:
+        print(f"crawl: resumed; {result.pages_resumed} page(s) finished by the earlier run were not fetched again.",
+              file=sys.stderr)
     print(f"{len(result.entries)} entries from {result.pages_fetched} of {result.pages_total} pages "
           f"-> {csv_path} and {jsonl_path}")
     if result.stopped:
-        print("crawl: stopped early; pages after the current one were not crawled.", file=sys.stderr)
+        print("crawl: stopped early; run the same command again to crawl the remaining pages.", file=sys.stderr)
     if result.errors:
         print(f"{len(result.errors)} page(s) gave nothing:", file=sys.stderr)
         for error in result.errors:
