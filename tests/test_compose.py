@@ -1,4 +1,7 @@
-"""The pairs composer: reading CSV/TSV/JSONL, column detection, hard-negative mining, split, report, CLI."""
+"""The pairs composer end to end: input kinds, columns, mined negatives in the output, split, report, stop, CLI.
+
+The table reader, the text keys and the miner have their own tests: test_tables.py, test_text.py, test_mining.py.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +12,14 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from embedgui.engine.compose import (
-    ComposeError,
-    ComposeOptions,
-    compose,
-    detect_columns,
-    estimate_tokens,
-    fold,
-    mentions,
-    mine_hard_negatives,
-    read_table,
-    tokenize,
-)
+from embedgui.engine.compose import ComposeError, ComposeOptions, ComposeStopped, compose, estimate_tokens
+from embedgui.engine.tables import detect_columns, read_table
+from embedgui.engine.text import fold
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "compose"
@@ -101,12 +96,6 @@ def test_tsv_question_answer(tmp_path):
     assert read_jsonl(tmp_path / "p.jsonl")[0]["positive"] == "A group of examples, x, y."
 
 
-def test_semicolon_csv_is_sniffed(tmp_path):
-    src = write_csv(tmp_path / "g.csv", [["term", "definition"], ["a", "one; two"], ["b", "three"], ["c", "four"]],
-                    delimiter=";")
-    assert read_table(src).delimiter == ";"
-
-
 def test_jsonl_keeps_given_negatives_and_tops_up(tmp_path):
     src = tmp_path / "pairs.jsonl"
     rows = [
@@ -147,13 +136,6 @@ def test_headerless_two_columns(tmp_path):
     report = compose(src, tmp_path / "p.jsonl", options=ComposeOptions(hard_k=0))
     assert report.columns.how.startswith("header-less")
     assert [r["anchor"] for r in read_jsonl(tmp_path / "p.jsonl")] == ["Epoch", "Batch", "Loss"]
-
-
-def test_unknown_header_detected_by_length(tmp_path):
-    rows = [["Word", "Meaning"]] + [[a, p] for a, p in ml_rows()[:6]]
-    table = read_table(write_csv(tmp_path / "g.csv", rows))
-    assert table.has_header and table.columns == ["Word", "Meaning"]
-    assert read_table(tmp_path / "g.csv", header=False).rows[0] == ["Word", "Meaning"]
 
 
 def test_korean_cp949(tmp_path):
@@ -229,69 +211,6 @@ def test_mined_negatives_are_never_false_negatives(tmp_path):
     assert all(not {nn_def, ann_def} <= set(r["hard_negatives"]) for r in got)
     # The filter had work to do: many definitions name other rows' terms (e.g. "gradient", "overfitting").
     assert sum(mentions_independent(a, p) for a, own in rows for p in positives if p != own) >= 20
-
-
-def test_bm25_ranks_the_lexically_closest_first():
-    anchors = ["cat", "lion", "car", "tiger"]
-    positives = [
-        "a small domesticated feline animal kept as a pet",
-        "a large wild feline animal living in prides in africa",
-        "a road vehicle with four wheels and an engine",
-        "a large wild feline animal with orange fur and black stripes",
-    ]
-    negs = mine_hard_negatives(anchors, positives, 2)
-    assert negs[1][0] == positives[3] and negs[3][0] == positives[1]  # the other big wild cat
-    assert negs[2][-1] != positives[2]
-    assert negs == mine_hard_negatives(anchors, positives, 2)  # deterministic
-    assert mine_hard_negatives(anchors, positives, 0) == [[], [], [], []]
-
-
-def test_filter_rules():
-    anchors = ["GPU", "CPU", "GPU", "TPU", "NPU", "Accelerator"]
-    positives = [
-        "A processor for parallel arithmetic.",
-        "The general processor that runs the operating system; slower than a GPU at parallel arithmetic.",
-        "Graphics card: a chip that draws images and trains networks in parallel.",  # GPU's second definition
-        "A processor for parallel arithmetic!",  # punctuation-only change of row 0
-        "A low-power processor that speeds up neural network inference on phones.",
-        # Contains row 0's positive whole, yet shares few enough bigrams to pass the near-duplicate test.
-        "A processor for parallel arithmetic. Found in phones, laptops, cars, consoles and data centres.",
-    ]
-    negs = mine_hard_negatives(anchors, positives, 6)
-    assert positives[1] not in negs[0]  # mentions the anchor GPU
-    assert positives[2] not in negs[0]  # another positive of the same anchor
-    assert positives[3] not in negs[0] and positives[0] not in negs[3]  # near-duplicates
-    assert positives[5] not in negs[0] and positives[0] not in negs[5]  # one contains the other
-    assert positives[4] in negs[0] and positives[2] in negs[4]
-    assert mentions("GPU", "two gpus") and not mentions("AI", "maintain") and mentions("임베딩", "임베딩은")
-
-
-def test_tokenize_modes():
-    assert tokenize("머신러닝은 GPU가") == ["머신", "신러", "러닝", "닝은", "gpu", "가"]
-    assert tokenize("Embeddings", "bigram") == ["em", "mb", "be", "ed", "dd", "di", "in", "ng", "gs"]
-    assert tokenize("Hello, world", "word") == ["hello", "world"]
-
-
-class HashingEmbedder:
-    """A fake model: L2-normalised bags of words hashed into 64 dimensions (deterministic)."""
-
-    def encode(self, texts, batch_size=64):
-        import numpy as np
-
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in tokenize(text, "word"):
-                out[i, sum(map(ord, word)) % 64] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-
-
-def test_model_miner_with_fake_embedder():
-    anchors = ["feline pet", "wild feline", "road vehicle", "striped feline"]
-    positives = ["cat", "lion", "car", "tiger"]
-    negs = mine_hard_negatives(anchors, positives, 2, method="model", embedder=HashingEmbedder())
-    assert all(len(n) == 2 and positives[i] not in n for i, n in enumerate(negs))
-    with pytest.raises(ValueError, match="needs an embedder"):
-        mine_hard_negatives(anchors, positives, 2, method="model")
 
 
 def test_model_miner_with_tiny_bert(tmp_path, tiny_bert):
@@ -394,27 +313,28 @@ def test_report_figures_by_hand(tmp_path):
     assert math.isclose(report.anchor_chars.mean, statistics.fmean([2, 4, 1, 5]))
 
 
-# ------------------------------------------------------------------------------------------------ errors
+# ------------------------------------------------------------------------------------------------- stop
 
 
-def test_error_names_file_and_line(tmp_path):
-    src = tmp_path / "glossary.csv"
-    src.write_text("term,definition\nEpoch,One pass.\nBatch,Examples.\nlonely-cell\nLoss,Error.\n", encoding="utf-8")
-    with pytest.raises(ComposeError, match=r"^glossary\.csv line 4: has 1 column, expected at least 2"):
-        read_table(src)
-    src.write_text("term,definition\nEpoch,One pass, over the data, twice\n", encoding="utf-8")
-    with pytest.raises(ComposeError, match=r"glossary\.csv line 2: has 4 columns but the header has 2; put quotes"):
-        read_table(src)
-    bad = tmp_path / "pairs.jsonl"
-    bad.write_text('{"anchor": "a", "positive": "b"}\n\n{"anchor": "c", positive: "d"}\n', encoding="utf-8")
-    with pytest.raises(ComposeError, match=r"^pairs\.jsonl line 3, column 17: not valid JSON"):
-        read_table(bad)
-    cp = tmp_path / "k.csv"
-    cp.write_bytes("용어,정의\n".encode() + "임베딩,벡터\n".encode("cp949"))
-    with pytest.raises(ComposeError, match=r"^k\.csv line 2: bytes are not valid utf-8"):
-        read_table(cp, encoding="utf-8")
-    with pytest.raises(ComposeError, match="no such file"):
-        read_table(tmp_path / "missing.csv")
+def test_stop_during_mining_ends_compose_before_writing(tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    out.write_text("an earlier file\n", encoding="utf-8")
+    stop = threading.Event()
+    stages = []
+
+    def on_progress(stage, done, total):
+        stages.append(stage)
+        if stage == "mining":
+            stop.set()  # the Stop button, pressed while mining
+
+    with pytest.raises(ComposeStopped, match=r"ml_glossary\.csv: compose was stopped before writing") as caught:
+        compose(ML_GLOSSARY, out, options=ComposeOptions(hard_k=3), on_progress=on_progress, stop=stop)
+    assert isinstance(caught.value, ComposeError)  # front ends show it like any other compose outcome
+    assert "mining" in stages and "writing" not in stages
+    assert out.read_text(encoding="utf-8") == "an earlier file\n"
+    # An event that is never set changes nothing.
+    report = compose(ML_GLOSSARY, out, options=ComposeOptions(hard_k=3), stop=threading.Event())
+    assert report.train_pairs == 50 and len(check_pairs_file(out)) == 50
 
 
 # --------------------------------------------------------------------------------------------------- CLI

@@ -17,6 +17,7 @@ from embedgui.engine.data import (
     find_pairs_path,
     read_pairs,
     split_pairs,
+    write_pairs,
 )
 
 
@@ -145,12 +146,23 @@ def test_collator_padding_ids_and_hard_negatives(tiny_bert):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
-    rows = [Pair("the model", "a vector", ["the data", "a vector"]), Pair("loss", "a vector"),
-            Pair("the model", "word embedding", [])]
+    rows = [Pair("the model", "a vector", ["the data", "a vector"]), Pair("loss", "A  Vector"),
+            Pair("The Model", "word embedding", [])]
     batch = PairCollator(tok, max_length=16, pad_to_multiple_of=8, max_hard_negatives=1)(rows)
     assert batch["anchor"]["input_ids"].shape[1] % 8 == 0
     assert batch["candidates"]["input_ids"].shape[0] == 4  # 3 positives + 1 negative (capped at 1 per row)
     assert batch["candidate_rows"].tolist() == [0, 1, 2, -1]
     pos = batch["positive_ids"].tolist()
-    assert pos[0] == pos[1] != pos[2]  # equal texts share an id
+    assert pos[0] == pos[1] != pos[2]  # texts equal under fold() (case, spacing) share an id
     assert batch["anchor_ids"][0] == batch["anchor_ids"][2]
+
+
+def test_one_pair_type_written_and_read_back(tmp_path):
+    rows = [Pair("임베딩", "벡터 표현", ["토큰"], line=7), Pair("loss", "a number")]
+    assert rows[0] == Pair("임베딩", "벡터 표현", ["토큰"])  # the source line is not part of a pair's identity
+    assert rows[1].to_json() == {"anchor": "loss", "positive": "a number", "hard_negatives": []}
+    path = tmp_path / "sub" / "pairs.jsonl"
+    write_pairs(path, iter(rows))
+    assert path.read_bytes().decode("utf-8").count("\n") == 2 and "\\u" not in path.read_text(encoding="utf-8")
+    assert read_pairs(path) == (rows, [])
+    assert not list(path.parent.glob("*.tmp"))

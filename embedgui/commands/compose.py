@@ -6,7 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from embedgui.engine.compose import DEFAULT_MAX_LENGTH, NEAR_DUPLICATE, ComposeError, ComposeOptions, compose
+from embedgui.engine.compose import DEFAULT_MAX_LENGTH, ComposeOptions, compose
+from embedgui.engine.errors import USER_ERRORS
+from embedgui.engine.mining import NEAR_DUPLICATE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     bars = _Bars(enabled=not args.quiet and sys.stderr.isatty())
     try:
         report = compose(args.input, args.output, options=options, on_progress=bars.update)
-    except ComposeError as e:
+    except USER_ERRORS as e:
         bars.close()
         print(f"error: {e}", file=sys.stderr)
         return 1

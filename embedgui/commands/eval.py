@@ -6,15 +6,11 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
-from ..engine.data import PairsError
-from ..engine.device import DeviceError
+from ..engine.errors import USER_ERRORS
 from ..engine.evaluate import DEFAULT_KS, compare, evaluate_model, format_metrics
-from ..engine.modeling import ModelLoadError
+from ..engine.files import atomic_write_text
 from . import positive_int
-
-USER_ERRORS = (PairsError, ModelLoadError, DeviceError, OSError)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
               + (f", {len(info.skipped)} invalid line(s) skipped" if info.skipped else ""), file=sys.stderr)
         print(text)
         if args.json:
-            out = Path(args.json)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+            atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,12 +6,10 @@ import argparse
 import logging
 import sys
 
-from ..engine.device import DeviceError
-from ..engine.modeling import ModelLoadError, load_embedder
-from ..engine.search import CorpusError, SearchIndex, SearchIndexError, load_corpus
+from ..engine.errors import USER_ERRORS
+from ..engine.modeling import load_embedder
+from ..engine.search import SearchIndex, load_corpus
 from . import positive_int
-
-USER_ERRORS = (CorpusError, SearchIndexError, ModelLoadError, DeviceError, OSError)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import os
 import random
-import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, Sampler, get_worker_info
+
+from .files import atomic_write
+from .text import fold
 
 DEFAULT_PAIRS_LOCATIONS = ("tools/data/pairs.jsonl", "data/pairs.jsonl")
 
@@ -29,9 +31,25 @@ class PairsError(ValueError):
 
 @dataclass
 class Pair:
+    """One training row; the one pair type of the engine (reader, composer, trainer, evaluator)."""
+
     anchor: str
     positive: str
     hard_negatives: list[str] = field(default_factory=list)
+    line: int = field(default=0, compare=False)  # the input line it came from, when known (0: not known)
+
+    def to_json(self) -> dict[str, Any]:
+        """The pairs.jsonl row."""
+        return {"anchor": self.anchor, "positive": self.positive, "hard_negatives": list(self.hard_negatives)}
+
+
+def write_pairs(path: str | os.PathLike, pairs: Iterable[Pair]) -> None:
+    """Write a pairs.jsonl (UTF-8, \\n line ends) via a temporary file, so a failure never leaves half a file."""
+    def write(f: IO[bytes]) -> None:
+        for pair in pairs:
+            f.write((json.dumps(pair.to_json(), ensure_ascii=False) + "\n").encode("utf-8"))
+
+    atomic_write(path, write, mode="wb")
 
 
 def parse_pair(line: str, where: str) -> Pair:
@@ -122,21 +140,17 @@ def split_pairs(pairs: Sequence[Any], ratio: float, seed: int) -> tuple[list[Any
     """Deterministic train/eval split by anchor, so one anchor never lands on both sides.
 
     The one split used by the trainer (data.eval_split) and the composer (--eval-ratio). Anchors are compared
-    case- and whitespace-insensitively, so "Token" and "token " stay together.
+    by fold(), so "Token" and "token " stay together.
     """
     if ratio <= 0:
         return list(pairs), []
-
-    def key(pair: Any) -> str:
-        return " ".join(unicodedata.normalize("NFKC", pair.anchor).casefold().split())
-
-    anchors = sorted({key(p) for p in pairs})
+    anchors = sorted({fold(p.anchor) for p in pairs})
     if len(anchors) < 2:
         raise PairsError(f"eval split {ratio}: needs at least 2 different anchors, found {len(anchors)}; "
                          "turn the split off.")
     random.Random(seed).shuffle(anchors)
     held = set(anchors[: min(max(1, round(len(anchors) * ratio)), len(anchors) - 1)])
-    return [p for p in pairs if key(p) not in held], [p for p in pairs if key(p) in held]
+    return [p for p in pairs if fold(p.anchor) not in held], [p for p in pairs if fold(p.anchor) in held]
 
 
 def batches_per_pass(n_rows: int, batch_size: int) -> int:
@@ -239,7 +253,7 @@ class PairCollator:
         ids: dict[str, int] = {}
 
         def text_id(text: str) -> int:
-            return ids.setdefault(" ".join(text.split()), len(ids))
+            return ids.setdefault(fold(text), len(ids))  # texts equal under fold() are one text for the mask
 
         anchors = [r.anchor for r in rows]
         positives = [r.positive for r in rows]

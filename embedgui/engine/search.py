@@ -6,7 +6,6 @@ order) and meta.json (model identity, dim, count, created time, probe vectors). 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -21,7 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from .config import DEFAULT_MODEL_ID
+from .files import atomic_write
 from .modeling import Embedder, load_embedder, packaged_model_path, resolve_model_path
+from .tables import Table, TableError, read_table, read_text
+from .text import fold
 
 INDEX_FORMAT = "embedgui-index"
 INDEX_VERSION = 1
@@ -197,13 +199,14 @@ class SearchIndex:
         folder.mkdir(parents=True, exist_ok=True)
         meta = {**self.meta, "dim": self.dim, "count": len(self)}
         (folder / META_FILE).unlink(missing_ok=True)  # an old index being overwritten is incomplete until the end
-        _write_atomic(folder / VECTORS_FILE, lambda f: np.save(f, self.vectors.cpu().numpy().astype(np.float32)))
-        _write_atomic(folder / TEXTS_FILE, lambda f: f.write(
-            "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in self.texts).encode("utf-8")))
+        atomic_write(folder / VECTORS_FILE, lambda f: np.save(f, self.vectors.cpu().numpy().astype(np.float32)),
+                     mode="wb")
+        atomic_write(folder / TEXTS_FILE, lambda f: f.writelines(
+            (json.dumps({"text": t}, ensure_ascii=False) + "\n").encode("utf-8") for t in self.texts), mode="wb")
         # meta.json last: its presence marks a complete index.
         # One top-level key a line: readable, without one line per float of the probe vectors.
         body = ",\n".join(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in meta.items())
-        _write_atomic(folder / META_FILE, lambda f: f.write(("{\n" + body + "\n}\n").encode("utf-8")))
+        atomic_write(folder / META_FILE, lambda f: f.write(("{\n" + body + "\n}\n").encode("utf-8")), mode="wb")
         return folder
 
     @classmethod
@@ -264,72 +267,57 @@ def _check_same_model(meta: dict[str, Any], dim: int, embedder: Embedder, meta_p
         raise SearchIndexError(f"{meta_path}: the index was built with {built_with}, not {current}; {hint}")
 
 
-def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        write(f)
-    os.replace(tmp, path)
-
-
 # -- corpus files ------------------------------------------------------------------------------------------
 
 def load_corpus(path: str | os.PathLike, column: str | None = None) -> list[str]:
     """Distinct non-empty texts, in file order, from a text file (one a line), pairs.jsonl or CSV/TSV/JSONL column.
 
-    A .jsonl without `column` is read as pairs and gives its distinct positives; with `column`, that field
-    of every object. A .csv/.tsv needs `column` unless it has a single column.
+    A .jsonl without `column` is read as pairs and gives its distinct positives; with `column`, that field of
+    every object. A .csv/.tsv (first row: the column names) needs `column` unless it has a single column. Files
+    are read by the composer's table reader, so the encoding (UTF-8, UTF-8 with BOM, CP949) and the delimiter
+    are detected the same way. Texts equal under fold() are one text; the first spelling is kept.
     """
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: file not found; check the corpus path.")
     suffix = path.suffix.lower()
     try:
-        if suffix in (".csv", ".tsv"):
-            texts = _csv_column(path, column, "\t" if suffix == ".tsv" else ",")
-        elif suffix == ".jsonl":
-            texts = _jsonl_texts(path, column)
+        if suffix in (".csv", ".tsv", ".jsonl"):
+            texts = _column_texts(read_table(path, header=True, min_columns=1), column)
         else:
             if column:
                 raise CorpusError(f"{path}: column {column!r} was given but a {suffix or 'plain'} file has no "
                                   "columns; use a .csv, .tsv or .jsonl file, or leave out the column.")
-            texts = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{path}: not UTF-8 text ({e.reason}); save the file as UTF-8.") from None
-    distinct = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
+            texts = read_text(path)[0].splitlines()
+    except TableError as e:
+        raise CorpusError(str(e)) from None
+    by_key: dict[str, str] = {}
+    for t in texts:
+        if t and t.strip():
+            by_key.setdefault(fold(t), t.strip())  # one entry per text under fold(), its first spelling
+    distinct = list(by_key.values())
     if not distinct:
         raise CorpusError(f"{path}: no texts found; the corpus needs at least one non-empty text.")
     return distinct
 
 
-def _csv_column(path: Path, column: str | None, delimiter: str) -> list[str]:
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = [c for c in (reader.fieldnames or []) if c is not None]
-        if not columns:
-            raise CorpusError(f"{path}: the file is empty; it needs a header row naming its columns.")
-        if column is None and len(columns) == 1:
-            column = columns[0]
-        if column not in columns:
+def _column_texts(table: Table, column: str | None) -> list[str]:
+    """The chosen column of a CSV/TSV, or for JSONL the chosen field (default: a pairs file's "positive")."""
+    if table.format == "csv":
+        if column is None and len(table.columns) == 1:
+            column = table.columns[0]
+        if column not in table.columns:
             what = "no column was chosen" if column is None else f"there is no column {column!r}"
-            raise CorpusError(f"{path}: {what}; choose one of: {', '.join(columns)}.")
-        return [row.get(column) or "" for row in reader]
-
-
-def _jsonl_texts(path: Path, column: str | None) -> list[str]:
+            raise CorpusError(f"{table.path}: {what}; choose one of: {', '.join(table.columns)}.")
+        i = table.columns.index(column)
+        return [row[i] for row in table.rows]
+    field = column or "positive"  # a pairs file: its positives are the documents
+    i = table.columns.index(field) if field in table.columns else None
     texts: list[str] = []
-    with path.open(encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CorpusError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno}).") from None
-            if not isinstance(row, dict):
-                raise CorpusError(f"{path}:{lineno}: expected a JSON object on each line.")
-            field = column or "positive"  # a pairs file: its positives are the documents
-            if not isinstance(row.get(field), str):
-                what = f"no text field {field!r}" if column else "no \"positive\" (not a pairs file), no column chosen"
-                raise CorpusError(f"{path}:{lineno}: {what}; choose a column from: {', '.join(row) or 'none'}.")
-            texts.append(row[field])
+    for row, line in zip(table.rows, table.line_numbers):
+        if i is None or not isinstance(row[i], str):
+            keys = ", ".join(c for c, v in zip(table.columns, row) if v is not None) or "none"
+            what = f"no text field {field!r}" if column else "no \"positive\" (not a pairs file), no column chosen"
+            raise CorpusError(f"{table.path}:{line}: {what}; choose a column from: {keys}.")
+        texts.append(row[i])
     return texts
