@@ -70,3 +70,14 @@ def test_hub_ids_pass_and_files_inside_are_found(layout):
 def test_hosted_never_falls_back_to_the_cwd(layout):
     ws, _ = layout
     assert resolve_user_path("workspace/data/pairs.jsonl", ws, roots=[ws]) == ws / "workspace/data/pairs.jsonl"
+
+
+def test_pairs_loader_uses_the_same_resolver(layout):
+    from embedgui.engine.data import PairsError, find_pairs_path
+
+    ws, outside = layout
+    assert find_pairs_path("data/pairs.jsonl", str(ws), roots=[ws]) == ws / "data" / "pairs.jsonl"
+    with pytest.raises(PathRefused):
+        find_pairs_path("data/../../../secret/secret.jsonl", str(ws), roots=[ws])
+    with pytest.raises(PairsError, match="is a folder; give the pairs file inside it"):
+        find_pairs_path("data", str(ws))

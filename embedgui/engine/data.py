@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, Sampler, get_worker_info
 
 from .files import atomic_write
+from .paths import candidates, inside, resolve_user_path
 from .text import fold
 
 DEFAULT_PAIRS_LOCATIONS = ("tools/data/pairs.jsonl", "data/pairs.jsonl")
@@ -116,21 +117,26 @@ def count_pairs(path: str | os.PathLike, skip_invalid: bool = False) -> tuple[in
     return n, skipped
 
 
-def find_pairs_path(pairs_path: str | None, config_dir: str | None, field: str = "data.pairs_path") -> Path:
-    """data.pairs_path, else the default locations next to the config file and in the working directory."""
+def find_pairs_path(pairs_path: str | None, config_dir: str | None, field: str = "data.pairs_path",
+                    roots: Sequence[str | os.PathLike] | None = None) -> Path:
+    """data.pairs_path, else the default locations next to the config file and in the working directory.
+
+    roots (a hosted app): the path must lie inside one of these folders; PathRefused otherwise.
+    """
     if pairs_path:
-        path = Path(pairs_path).expanduser()
-        candidates = [path] if path.is_absolute() else [Path(config_dir or ".") / path, Path.cwd() / path]
-        for c in candidates:
-            if c.is_file():
-                return c
-        raise PairsError(f"{field}: {pairs_path} not found (looked in {', '.join(map(str, candidates))}); "
-                         "fix the path.")
+        path = resolve_user_path(pairs_path, config_dir, roots=roots, field=field)
+        if path.is_dir():
+            raise PairsError(f"{field}: {pairs_path} is a folder; give the pairs file inside it (a .jsonl file).")
+        if path.is_file():
+            return path
+        tried = candidates(pairs_path, config_dir, confined=roots is not None)
+        raise PairsError(f"{field}: {pairs_path} not found (looked in {', '.join(map(str, tried))}); fix the path.")
     bases = [Path(config_dir)] if config_dir else []
-    bases.append(Path.cwd())
+    if roots is None or not bases:
+        bases.append(Path.cwd())
     tried = [b / loc for b in dict.fromkeys(bases) for loc in DEFAULT_PAIRS_LOCATIONS]
     for c in tried:
-        if c.is_file():
+        if c.is_file() and (roots is None or any(inside(c, r) for r in roots)):
             return c
     raise PairsError("data.pairs_path is not set and no pairs file was found at "
                      f"{', '.join(map(str, tried))}; set data.pairs_path to your pairs.jsonl.")
