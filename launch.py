@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", default=None, help="folder for data and runs (default ./workspace)")
     parser.add_argument("--hosted", action="store_true", help="hosted-mode restrictions (automatic on Spaces)")
     args = parser.parse_args(argv)
+    # Once per process: the Train tab shows the run's INFO lines; runs never change this shared level.
+    logging.getLogger("embedgui").setLevel(logging.INFO)
 
     from embedgui.ui.app import create_app, launch_kwargs
     from embedgui.ui.context import AppContext

@@ -1,34 +1,54 @@
 """Run: owns the background training thread of a process; the GUI polls snapshot() and never blocks on training.
 
 One run at a time per process. The state lives here, not in a browser page, so a reloaded page or a second tab
-shows the same run.
+shows the same run. In hosted mode (single_user=False) a run belongs to the browser session that started it:
+others can watch it, only the owner can stop or resume it.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import copy
 import gc
+import json
 import logging
+import os
 import queue
+import shutil
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .callbacks import QueueCallback
+from .callbacks import Callback, QueueCallback, TrainState
 from .config import Config, ConfigError
 from .data import PairsError
 from .device import DeviceError
+from .files import atomic_write_text
 from .modeling import ModelLoadError
-from .trainer import Trainer, TrainingError
+from .runs import clear_error, load_history, record_error
+from .trainer import CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, Trainer, TrainingError
 
 # Errors a user can cause and fix; everything else is a bug and keeps its traceback in the log.
 USER_ERRORS = (ConfigError, PairsError, ModelLoadError, DeviceError, TrainingError)
 
 
+# What a run folder holds before its first step: a Start that ends there leaves no empty run in the list.
+_SET_UP_FILES = {CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME}
+
+
 class RunBusyError(RuntimeError):
     """A second start while a run is going."""
+
+
+class RunOwnerError(RuntimeError):
+    """Hosted mode: a visitor tried to stop, resume or replace a run another visitor started."""
+
+
+OWNER_MESSAGE = "This run was started by another visitor; you can watch it, but only they can stop or resume it."
 
 
 @dataclass
@@ -42,6 +62,8 @@ class RunSnapshot:
     epochs: int = 0
     device: str = ""
     precision: str = ""
+    precision_reason: str = ""  # why this precision (auto's probe, the snapshot's precision on resume, ...)
+    hard_negatives_per_row: float = 0.0  # mean hard negatives per row the trainer actually uses
     run_dir: str = ""
     message: str = ""
     started_at: float = 0.0
@@ -55,52 +77,109 @@ class RunSnapshot:
 
 
 class _RingHandler(logging.Handler):
-    def __init__(self, lines: collections.deque):
+    """Keeps the last lines the run's own thread logged; crawl, search and other requests log from other threads."""
+
+    def __init__(self, lines: collections.deque, thread_id: int):
         super().__init__(logging.INFO)
-        self.lines = lines
+        self.lines, self.thread_id = lines, thread_id
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread == self.thread_id and bool(super().filter(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))
 
 
+class _History(Callback):
+    """On resume, queues the rows metrics.jsonl already has up to the snapshot, so charts start at step 1."""
+
+    def __init__(self, q: queue.Queue, run_dir: str):
+        self.q, self.run_dir = q, run_dir
+
+    def on_train_begin(self, state: TrainState) -> None:
+        # The trainer has cut the file at the snapshot step by now; the step filter also drops stale rows if not.
+        self.q.put_nowait(("history", state.to_dict(), load_history(self.run_dir, up_to_step=state.step)))
+
+
 class Run:
     """start(config) / stop() / snapshot(); thread-safe."""
 
-    def __init__(self, max_log_lines: int = 200):
+    def __init__(self, max_log_lines: int = 200, single_user: bool = True):
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue()
         self._snap = RunSnapshot()
         self._lines: collections.deque[str] = collections.deque(maxlen=max_log_lines)
-        self._handler = _RingHandler(self._lines)
+        self.single_user = single_user
+        self._run_dir: str | None = None
+        self._owners: dict[str, str | None] = {}  # run folder -> session that started it (this process only)
+        logger = logging.getLogger("embedgui")
+        if logger.level == logging.NOTSET:
+            # The run's log shows INFO lines. Set once here when nobody (launch.py) chose a level, never per run:
+            # other threads share this logger.
+            logger.setLevel(logging.INFO)
 
     @property
     def active(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, config: Config) -> None:
-        """Validate, then train in a daemon thread; RunBusyError if a run is going, ConfigError if invalid."""
+    @property
+    def current_dir(self) -> str | None:
+        """The run folder of the active run, or of the last one started; None before any."""
+        return self._run_dir
+
+    def _may_act(self, run_dir: str | None, owner: str | None) -> bool:
+        if self.single_user or run_dir is None:
+            return True
+        started_by = self._owners.get(_key(run_dir))
+        return started_by is None or started_by == owner  # runs from before this process belong to nobody
+
+    def can_control(self, owner: str | None, run_dir: str | os.PathLike | None = None) -> bool:
+        """Whether this session may stop or resume run_dir (default: the current run); always True for one user."""
+        return self._may_act(str(run_dir) if run_dir else self._run_dir, owner)
+
+    def start(self, config: Config, resume: bool = False, owner: str | None = None) -> None:
+        """Validate, then train in a daemon thread; RunBusyError if a run is going, ConfigError if invalid.
+
+        The caller's config is never changed: resume (an action, not a setting) applies to a copy. In hosted mode
+        RunOwnerError when the run going, or the run to resume, was started by another session.
+        """
+        config = copy.deepcopy(config)
+        config.train.resume = bool(resume)
         errors = config.validate()
         if errors:
             raise ConfigError(errors)
+        run_dir = str(config.run_dir)
         with self._lock:
             if self.active:
+                if not self._may_act(self._run_dir, owner):
+                    raise RunOwnerError("Another visitor's run is training; you can watch it, and start yours when "
+                                        "it ends.")
                 raise RunBusyError("A training run is already going; stop it first, or wait until it ends.")
+            if resume and not self._may_act(run_dir, owner):
+                raise RunOwnerError(OWNER_MESSAGE)
+            created = not Path(run_dir).exists()
+            if not resume:
+                _write_config(config, run_dir)
+            self._owners[_key(run_dir)] = owner
+            self._run_dir = run_dir
             self._stop = threading.Event()
             self._queue = queue.Queue()
             self._lines.clear()
-            self._snap = RunSnapshot(status="starting", epochs=config.train.epochs, run_dir=str(config.run_dir),
+            self._snap = RunSnapshot(status="starting", epochs=config.train.epochs, run_dir=run_dir,
                                      started_at=time.time(), message="Loading the model and the data...")
-            self._thread = threading.Thread(target=self._work, args=(config, self._stop, self._queue),
+            self._thread = threading.Thread(target=self._work, args=(config, self._stop, self._queue, created),
                                             name="embedgui-train", daemon=True)
             self._thread.start()
 
-    def stop(self) -> bool:
+    def stop(self, owner: str | None = None) -> bool:
         """Ask the run to stop at the next step boundary (it saves a snapshot); False when nothing runs."""
         if not self.active:
             return False
+        if not self._may_act(self._run_dir, owner):
+            raise RunOwnerError(OWNER_MESSAGE)
         self._stop.set()
         self._queue.put(("stopping", None, None))
         return True
@@ -111,26 +190,35 @@ class Run:
             self._thread.join(timeout)
         return not self.active
 
-    def _work(self, config: Config, stop: threading.Event, q: queue.Queue) -> None:
-        root = logging.getLogger("embedgui")
-        root.addHandler(self._handler)
-        previous_level = root.level
-        root.setLevel(logging.INFO)
+    def _work(self, config: Config, stop: threading.Event, q: queue.Queue, created: bool) -> None:
+        # Attach/detach only: the logger's level is shared with every other thread and stays as it is.
+        handler = _RingHandler(self._lines, threading.get_ident())
+        log = logging.getLogger("embedgui")
+        log.addHandler(handler)
+        run_dir = str(config.run_dir)
         trainer = None
+        failure = None
         try:
-            trainer = Trainer(config, callbacks=[QueueCallback(q)])
+            with contextlib.suppress(OSError):
+                clear_error(run_dir)
+            callbacks: list[Callback] = [QueueCallback(q)]
+            if config.train.resume:
+                callbacks.insert(0, _History(q, run_dir))
+            trainer = Trainer(config, callbacks=callbacks)
             result = trainer.fit(stop)
             q.put(("done", trainer.state.to_dict(), result.status))
         except USER_ERRORS as e:
-            logging.getLogger("embedgui").error("%s", e)
-            q.put(("error", trainer.state.to_dict() if trainer else None, str(e)))
+            log.error("%s", e)
+            failure = str(e)
         except Exception as e:  # a bug: keep the traceback for the log, show one line
-            logging.getLogger("embedgui").error("Unexpected error:\n%s", traceback.format_exc())
-            q.put(("error", trainer.state.to_dict() if trainer else None,
-                   f"Unexpected error ({type(e).__name__}: {e}); the log below has the details."))
+            log.error("Unexpected error:\n%s", traceback.format_exc())
+            failure = f"Unexpected error ({type(e).__name__}: {e}); the log below has the details."
         finally:
-            root.removeHandler(self._handler)
-            root.setLevel(previous_level)
+            log.removeHandler(handler)
+            state = trainer.state.to_dict() if trainer else None
+            _tidy(run_dir, created, failure, state["step"] if state else 0)
+            if failure is not None:
+                q.put(("error", state, failure))
             del trainer
             _release_memory()
 
@@ -144,11 +232,14 @@ class Run:
                 except queue.Empty:
                     break
                 if state:
-                    for key in ("step", "max_steps", "epoch", "epochs", "device", "precision", "run_dir"):
-                        setattr(s, key, state[key])
+                    for key in ("step", "max_steps", "epoch", "epochs", "device", "precision", "run_dir",
+                                "precision_reason", "hard_negatives_per_row"):
+                        setattr(s, key, state.get(key, getattr(s, key)))
                     if state.get("status") in ("running", "starting"):
                         s.status = "stopping" if self._stop.is_set() else state["status"]
-                if event == "begin":
+                if event == "history":  # a resumed run: its earlier rows come before anything new
+                    s.logs[:0], s.evals[:0] = payload
+                elif event == "begin":
                     s.message = f"Training on {s.device} ({s.precision})."
                 elif event == "log":
                     s.logs.append({"step": state["step"], "epoch": state["epoch"], **payload})
@@ -165,6 +256,30 @@ class Run:
                 s.status, s.message = "failed", s.message or "The training thread ended unexpectedly."
             s.log_lines = list(self._lines)
             return RunSnapshot(**{**s.__dict__, "logs": list(s.logs), "evals": list(s.evals)})
+
+
+def _key(run_dir: str | os.PathLike) -> str:
+    return str(Path(run_dir).expanduser().resolve())
+
+
+def _write_config(config: Config, run_dir: str) -> None:
+    """A fresh run's train_config.json right away, so the run list shows it while the model loads."""
+    path = Path(run_dir) / CONFIG_NAME
+    if path.exists():  # an older run in this folder keeps its files until the new one has trained a step
+        return
+    with contextlib.suppress(OSError):  # an unwritable folder is reported by the trainer, with what to do
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+def _tidy(run_dir: str, created: bool, failure: str | None, step: int) -> None:
+    """Remove a folder this start made where nothing was trained; else note a failure for the run list."""
+    folder = Path(run_dir)
+    with contextlib.suppress(OSError):
+        if created and step == 0 and folder.is_dir() and {p.name for p in folder.iterdir()} <= _SET_UP_FILES:
+            shutil.rmtree(folder)
+        elif failure is not None:
+            record_error(folder, failure, step)
 
 
 def _release_memory() -> None:
