@@ -9,7 +9,7 @@ import sys
 
 from ..engine.errors import USER_ERRORS
 from ..engine.evaluate import DEFAULT_KS, compare, evaluate_model, format_metrics
-from ..engine.files import atomic_write_text
+from ..engine.files import atomic_write_text, ensure_writable_file
 from . import positive_int
 
 
@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"device": args.device, "batch_size": args.batch_size, "ks": args.k, "max_length": args.max_length,
                "hard_negatives_as_distractors": not args.no_distractors, "skip_invalid": args.skip_invalid}
     try:
+        if args.json:  # before computing anything: a wrong path should not cost the whole evaluation
+            ensure_writable_file(args.json, "--json")
         if args.compare_with:
             result = compare(args.model_dir, args.compare_with, args.pairs, **options)
             info, payload = result.after, result.to_dict()

@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.corpus and not args.index:
         print("error: give --corpus FILE to search (or --index DIR to load a saved index).", file=sys.stderr)
         return 2
+    if any(not q.strip() for q in args.query):
+        print("error: --query is empty; give the text to search for.", file=sys.stderr)
+        return 2
     if args.corpus and not args.model_dir:
         print("error: --model-dir is needed to embed the --corpus; give a model folder or id.", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Pair, PairsError, split_pairs, write_pairs
+from .files import SaveError, ensure_writable_file
 from .mining import NEAR_DUPLICATE, MiningStopped, ProgressFn, check_stop, mine_hard_negatives
 from .tables import ColumnChoice, Table, TableError, detect_columns, read_table
 from .text import fold
@@ -337,6 +338,13 @@ def compose(
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     eval_path = _eval_path(input_path, output_path, o)
+    # before reading or mining anything: a wrong output path should not cost minutes of work
+    try:
+        ensure_writable_file(output_path, "--output")
+        if eval_path is not None:
+            ensure_writable_file(eval_path, "--eval-output")
+    except SaveError as e:
+        raise ComposeError(str(e)) from None
     progress = on_progress or _no_progress
     try:
         check_stop(stop)

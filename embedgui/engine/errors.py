@@ -12,6 +12,8 @@ from .config import ConfigError
 from .data import PairsError
 from .device import DeviceError
 from .modeling import ModelLoadError
+from .paths import PathRefused
+from .runs import RunsError
 from .search import CorpusError, SearchIndexError
 from .tables import TableError
 from .trainer import TrainingError
@@ -19,5 +21,5 @@ from .trainer import TrainingError
 # OSError covers files.SaveError (disk full, read-only folder) and a missing or unreadable file.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError, PairsError, ModelLoadError, DeviceError, TrainingError, TableError, ComposeError, CorpusError,
-    SearchIndexError, OSError,
+    SearchIndexError, PathRefused, RunsError, OSError,
 )

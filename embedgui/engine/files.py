@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -77,3 +78,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], mode
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda f: f.write(text))
+
+
+def ensure_writable_folder(folder: str | os.PathLike, what: str = "the output") -> Path:
+    """Create folder if needed and prove a file can be written in it; else SaveError naming it, in one sentence.
+
+    A real temporary file is the only sure test: permissions, read-only disks and ACLs all show up (os.access
+    says yes to root on a read-only mount).
+    """
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise SaveError(f"{what}: {folder} is a file, not a folder; give a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise SaveError(f"{what}: cannot write in {folder} ({e.strerror or e}); choose a folder you can write "
+                        "to.") from None
+    return folder
+
+
+def ensure_writable_file(path: str | os.PathLike, what: str = "the output file") -> Path:
+    """Check, before any work, that path can be written: not a folder, and its folder writable."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise SaveError(f"{what}: {path} is a folder; give a file name, e.g. {path / 'out.json'}.")
+    ensure_writable_folder(path.parent if str(path.parent) else Path("."), what)
+    return path

@@ -25,16 +25,10 @@ from typing import Any
 
 from .callbacks import Callback, QueueCallback, TrainState
 from .config import Config, ConfigError
-from .data import PairsError
-from .device import DeviceError
+from .errors import USER_ERRORS
 from .files import atomic_write_text
-from .modeling import ModelLoadError
 from .runs import clear_error, load_history, record_error
-from .trainer import CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, Trainer, TrainingError
-
-# Errors a user can cause and fix; everything else is a bug and keeps its traceback in the log.
-USER_ERRORS = (ConfigError, PairsError, ModelLoadError, DeviceError, TrainingError)
-
+from .trainer import CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, Trainer
 
 # What a run folder holds before its first step: a Start that ends there leaves no empty run in the list.
 _SET_UP_FILES = {CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME}
