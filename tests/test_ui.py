@@ -9,7 +9,7 @@ from embedgui.engine.config import Config, config_from_dict
 from embedgui.engine.runner import RunSnapshot
 from embedgui.ui import config_tab as ct
 from embedgui.ui.charts import compare_figure, training_figures
-from embedgui.ui.i18n import FIELD_HELP, TEXT, t
+from embedgui.ui.i18n import FIELD_HELP, FIELD_LABELS, TEXT, t
 from embedgui.ui.train_tab import progress_html, tick_outputs
 
 
@@ -19,8 +19,9 @@ def test_every_config_field_has_a_form_field_and_help_in_both_languages():
     flat = set()
     for key, value in Config().to_dict().items():
         flat |= {f"{key}.{sub}" for sub in value} if isinstance(value, dict) else {key}
-    assert set(paths) == flat and len(paths) == len(flat)
-    assert set(FIELD_HELP) == flat
+    assert set(paths) == flat - {"train.resume"} and len(paths) == len(flat) - 1  # resume is an action
+    assert set(FIELD_HELP) == flat and set(FIELD_LABELS) == flat
+    assert all(en and ko and en != ko for en, ko in FIELD_LABELS.values())
     assert all(en and ko and en != ko for en, ko in FIELD_HELP.values())
     assert all(en and ko for en, ko in TEXT.values())
 
@@ -165,3 +166,182 @@ def test_long_histories_are_thinned_but_keep_the_latest_point():
     fig = line_figure(rows, ["loss"], "Loss")
     xs = list(fig.data[0].x)
     assert len(xs) <= MAX_POINTS + 1 and xs[0] == 1 and xs[-1] == 10_001 and xs == sorted(xs)
+
+
+def test_empty_optional_boxes_stay_not_set():
+    paths = [s.path for s in ct.field_specs()]
+    values = ct.config_to_values(Config())
+    optional_numbers = [s.path for s in ct.field_specs() if s.optional and s.kind in (int, float)]
+    assert {"train.steps_per_epoch", "data.max_hard_negatives", "train.pad_to_multiple_of"} <= set(optional_numbers)
+    for path in optional_numbers:
+        if path != "optim.max_grad_norm":  # the one optional number with a default
+            assert values[paths.index(path)] == "", path  # shown empty, not 0
+    config, errors = ct.values_to_config(values)
+    assert errors == [] and config.data.max_hard_negatives is None and config.train.steps_per_epoch is None
+    values[paths.index("data.max_hard_negatives")] = " 2 "
+    values[paths.index("optim.max_grad_norm")] = ""
+    config, errors = ct.values_to_config(values)
+    assert config.data.max_hard_negatives == 2 and config.optim.max_grad_norm is None
+    values[paths.index("train.steps_per_epoch")] = "many"
+    config, errors = ct.values_to_config(values)
+    assert config is None and errors[0].startswith("train.steps_per_epoch:")
+
+
+def test_saved_config_never_resumes(tmp_path):
+    from embedgui.ui.context import AppContext
+
+    ctx = AppContext.create(tmp_path / "ws", hosted=False)
+    config = Config()
+    config.train.resume = True
+    ct.save_config(ctx, config)
+    assert json.loads(ctx.config_path.read_text())["train"]["resume"] is False
+    assert ct.workspace_config(ctx).train.resume is False
+
+
+def test_progress_eta_is_smoothed_and_elapsed_stops_when_the_run_ends():
+    from embedgui.ui.train_tab import smoothed_speed
+
+    logs = [{"step": s, "loss": 1.0, "acc": 0.5, "steps_per_s": 100.0 if s == 10 else 2.0, "elapsed_s": s / 2}
+            for s in range(1, 11)]
+    assert abs(smoothed_speed(logs) - 2.0) < 1e-9  # one fast step does not swing the ETA
+    running = RunSnapshot(status="running", step=10, max_steps=30, started_at=1000.0, logs=logs)
+    assert "ETA 0:00:10" in progress_html(running, "en", now=1005.0)
+    ended = RunSnapshot(status="finished", step=10, max_steps=10, started_at=1000.0, logs=logs)
+    assert "elapsed 0:00:05" in progress_html(ended, "en", now=99999.0)
+    with_reason = RunSnapshot(status="running", step=1, max_steps=2, device="cpu", precision="bfloat16",
+                              precision_reason="auto: CPU runs bfloat16 natively", logs=logs)
+    assert "auto: CPU runs bfloat16 natively" in progress_html(with_reason, "en")
+
+
+def test_smoothed_loss_line():
+    from embedgui.ui.charts import ema
+
+    assert ema([1.0, 0.0, 0.0], alpha=0.5) == [1.0, 0.5, 0.25]
+    titles = {"loss": "Loss", "acc": "Acc", "lr": "LR", "eval": "Eval", "smoothed": "EMA", "step": "스텝"}
+    loss, *_ = training_figures(HISTORY, [], titles)
+    assert [tr.name for tr in loss.data] == ["loss", "EMA"] and loss.layout.xaxis.title.text == "스텝"
+
+
+def _app(tmp_path, run=None):
+    from embedgui.ui.app import create_app
+    from embedgui.ui.context import AppContext
+
+    ctx = AppContext.create(tmp_path / "ws", hosted=False)
+    if run is not None:
+        ctx.run = run
+    return create_app(ctx)
+
+
+def test_every_registered_component_has_english_and_korean_text(tmp_path):
+    demo = _app(tmp_path)
+    texts = demo.ui.texts
+    assert texts.missing() == []
+    assert len(texts.components) > 100  # every tab registers its widgets
+    en, ko = texts.updates("en"), texts.updates("ko")
+    assert set(en) == set(ko) == set(texts.components)
+    cfg = demo.ui.tabs["config"]
+    assert all(c in ko for c in cfg.fields)  # every config field's label and help follow the language
+    batch = cfg.field("train.batch_size")
+    assert ko[batch]["label"] == "배치 크기" and en[batch]["label"] == "Batch size"
+    assert en[batch]["info"].startswith("train.batch_size")
+
+
+class _FakeRun:
+    def __init__(self, snap):
+        self.snap, self.active, self.current_dir = snap, snap.active, snap.run_dir or None
+
+    def snapshot(self):
+        return self.snap
+
+
+def test_start_and_resume_are_disabled_while_a_run_is_going(tmp_path):
+    running = RunSnapshot(status="running", step=3, max_steps=10, logs=HISTORY[:3], run_dir=str(tmp_path / "r"))
+    demo = _app(tmp_path, _FakeRun(running))
+    train = demo.ui.tabs["train"]
+    out = train.tick("en", None, False, "", None)
+    assert out[train.start_btn]["interactive"] is False and out[train.resume_btn]["interactive"] is False
+    assert 'data-status="running"' in out[train.progress]
+    demo = _app(tmp_path, _FakeRun(RunSnapshot(status="stopped", step=3, max_steps=10)))
+    train = demo.ui.tabs["train"]
+    out = train.tick("ko", None, False, "", None)
+    assert out[train.start_btn]["interactive"] is True and "중지됨" in out[train.progress]
+
+
+def test_english_only_model_on_korean_data_is_flagged(tmp_path):
+    from embedgui.ui.train_tab import language_warning
+
+    pairs = tmp_path / "ko.jsonl"
+    pairs.write_text("\n".join(json.dumps({"anchor": f"용어 {i}", "positive": f"정의 {i}"}, ensure_ascii=False)
+                               for i in range(20)), encoding="utf-8")
+    config = Config()
+    config.model_id = "sentence-transformers/all-MiniLM-L6-v2"
+    config.data.pairs_path = str(pairs)
+    assert "100%" in language_warning(config, "en") and "multilingual" in language_warning(config, "en")
+    assert "다국어" in language_warning(config, "ko")
+    config.model_id = "intfloat/multilingual-e5-small"
+    assert language_warning(config, "en") == ""
+    config.model_id = "sentence-transformers/all-MiniLM-L6-v2"
+    config.data.pairs_path = str(Path(__file__).parent.parent / "assets" / "sample_pairs.jsonl")
+    assert language_warning(config, "en") == ""
+
+
+def test_honest_evaluation_notes(tmp_path):
+    from embedgui.ui.eval_tab import honesty_notes
+
+    assert "Only 8 queries" in honesty_notes("some/model", "p.jsonl", 8, "en")[0]
+    assert honesty_notes("some/model", "p.jsonl", 500, "en") == []
+    run = tmp_path / "run"
+    run.mkdir()
+    pairs = tmp_path / "train.jsonl"
+    pairs.write_text('{"anchor": "a", "positive": "b"}\n')
+    config = Config()
+    config.data.pairs_path = str(pairs)
+    config.output.save_dir, config.output.save_name = str(tmp_path), "run"
+    config.save(run / "train_config.json")
+    (run / "eval_pairs.jsonl").write_text('{"anchor": "c", "positive": "d"}\n')
+    assert "memorisation" in honesty_notes(str(run), str(pairs), 500, "en")[0]
+    assert "Held-out" in honesty_notes(str(run), str(run / "eval_pairs.jsonl"), 500, "en")[0]
+
+
+def test_search_hits_show_their_term_and_the_default_corpus_has_the_held_out_rows(tmp_path):
+    from embedgui.ui.search_tab import merged_corpus, terms_of
+
+    train = tmp_path / "train.jsonl"
+    held = tmp_path / "held.jsonl"
+    train.write_text('{"anchor": "GPU", "positive": "a graphics processor"}\n')
+    held.write_text('{"anchor": "CPU", "positive": "a central processor"}\n')
+    merged = merged_corpus([str(train), str(held)], tmp_path / "corpus.jsonl")
+    assert terms_of(merged) == {"a graphics processor": "GPU", "a central processor": "CPU"}
+    assert merged_corpus([str(train), "", str(tmp_path / "missing.jsonl")], tmp_path / "c2.jsonl") == str(train)
+
+
+def test_runs_table_in_both_languages():
+    from embedgui.engine.runs import RunInfo
+    from embedgui.ui.train_tab import runs_table
+
+    info = RunInfo(name="20261125-143210-m", path="/r", status="finished", step=10, max_steps=10, created=0.0,
+                   model_id="m", pairs_path="/d/pairs.jsonl", rows=80,
+                   settings={"batch_size": 16, "lr": 5e-5, "precision": "float32"},
+                   final_eval={"recall@1": 0.5, "ndcg@10": 0.75}, has_model=True)
+    en, ko = runs_table([info], "en"), runs_table([info], "ko")
+    assert list(en.columns)[:3] == ["run", "status", "steps"] and list(ko.columns)[1] == "상태"
+    row = en.iloc[0].tolist()
+    assert row[:5] == ["20261125-143210-m", "finished", "10/10", "pairs.jsonl", 80]
+    assert "batch 16" in row[5] and "recall@1 0.500" in row[6] and ko.iloc[0, 1] == "완료"
+
+
+def test_delete_asks_first_and_refuses_names_outside_the_runs_folder(tmp_path):
+    demo = _app(tmp_path)
+    train, ctx = demo.ui.tabs["train"], demo.ui.ctx
+    run = ctx.runs_dir / "20261125-143210-m"
+    run.mkdir()
+    config = Config()
+    config.output.save_dir, config.output.save_name = str(ctx.runs_dir), run.name
+    config.save(run / "train_config.json")
+    asked = train.ask_delete("en", run.name)
+    assert asked[train.confirm_row]["visible"] is True and run.exists()  # nothing deleted before the confirmation
+    refused = train.delete("en", "../ws", "")
+    assert "Error" in refused[train.runs_message] and ctx.workspace.exists()
+    done = train.delete("en", run.name, "")
+    assert not run.exists() and done[train.confirm_row]["visible"] is False
+    assert done[train.runs].empty

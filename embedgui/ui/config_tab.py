@@ -1,9 +1,14 @@
-"""Config tab: a form field for every config field, grouped like the JSON sections; load, save, validate."""
+"""Config tab: a form field for every config field, grouped like the JSON sections; load, save, validate.
+
+The form is the workspace's config.json: it is filled from that file when a page loads and saved back whenever
+it is valid, so a reload shows what will train. Empty optional boxes mean "not set" (null), never 0.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shlex
 import typing
 from dataclasses import dataclass
@@ -13,14 +18,19 @@ from typing import Any
 import gradio as gr
 
 from ..engine import config as cfg
-from ..engine.config import Config, ConfigError, config_from_dict
-from .context import AppContext, inside
-from .i18n import t
+from ..engine.config import Config, ConfigError, config_from_dict, load_config
+from .base import UI
+from .context import SAMPLE_PAIRS, AppContext, inside
+from .i18n import field_info, field_label, t
+
+log = logging.getLogger(__name__)
 
 CHOICES = {"device": cfg.DEVICES, "dtype": cfg.DTYPES, "pooling": cfg.POOLINGS, "optim.name": cfg.OPTIMIZERS,
            "optim.scheduler": cfg.SCHEDULERS, "hf.loader": cfg.LOADERS,
            "output.best_metric": cfg.EVAL_METRICS}
 SECTIONS = ("train", "optim", "data", "output", "hf")
+# Resume is an action (the Resume buttons), not a setting that sticks in the saved config.
+NOT_IN_FORM = {"train.resume"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ def _specs_of(cls: type, prefix: str) -> list[FieldSpec]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        if f.metadata.get("internal") or dataclasses.is_dataclass(hints[f.name]):
+        if f.metadata.get("internal") or dataclasses.is_dataclass(hints[f.name]) or prefix + f.name in NOT_IN_FORM:
             continue
         args = typing.get_args(hints[f.name]) or (hints[f.name],)
         kinds = [a for a in args if a is not type(None)]
@@ -59,10 +69,26 @@ def _get(config: Config, path: str) -> Any:
     return obj
 
 
+def _text_box(spec: FieldSpec) -> bool:
+    # Optional numbers are text boxes: a gr.Number shows (and sends) 0 for a null value, so "not set" would be lost.
+    return spec.kind is str or (spec.optional and spec.kind in (int, float))
+
+
 def config_to_values(config: Config) -> list[Any]:
     """Form values in field_specs() order (None shown as an empty box)."""
-    return [_get(config, s.path) if _get(config, s.path) is not None or s.kind is not str else ""
-            for s in field_specs()]
+    out = []
+    for s in field_specs():
+        value = _get(config, s.path)
+        out.append(("" if value is None else str(value) if s.kind is not str else value) if _text_box(s) else value)
+    return out
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        number = float(text)
+    except ValueError:
+        return text  # the config's own check names the field and says what it wants
+    return int(number) if kind is int and number.is_integer() else number
 
 
 def values_to_dict(values: list[Any]) -> dict[str, Any]:
@@ -73,6 +99,8 @@ def values_to_dict(values: list[Any]) -> dict[str, Any]:
             value = value.strip()
         if value in ("", None):
             value = None
+        elif spec.kind in (int, float) and isinstance(value, str):
+            value = _number(value, spec.kind)
         elif spec.kind is int and isinstance(value, float) and value.is_integer():
             value = int(value)
         if value is None and not spec.optional:
@@ -112,56 +140,51 @@ def hosted_problems(config: Config, ctx: AppContext) -> list[str]:
 
 def validation_markdown(lang: str, errors: list[str]) -> str:
     if not errors:
-        return f"✅ {t(lang, 'config.ok')}"
-    return f"**{t(lang, 'config.errors')}**\n\n" + "\n".join(f"- ❌ `{e.split(':', 1)[0]}`:{e.split(':', 1)[1]}"
-                                                            if ":" in e else f"- ❌ {e}" for e in errors)
+        return t(lang, "config.ok")
+    return f"**{t(lang, 'config.errors')}**\n\n" + "\n".join(f"- `{e.split(':', 1)[0]}`:{e.split(':', 1)[1]}"
+                                                            if ":" in e else f"- {e}" for e in errors)
 
 
 def command_markdown(config_path: str) -> str:
     return f"```bash\npython -m embedgui train --config {shlex.quote(config_path)}\n```"
 
 
-class ConfigTab:
-    """The form's components, in field_specs() order, and the load/save widgets."""
+def default_config(ctx: AppContext) -> Config:
+    """A first-time user's config: packaged MiniLM, the sample glossary, quick CPU settings."""
+    c = Config()
+    c.data.pairs_path = str(SAMPLE_PAIRS)
+    c.data.eval_split = 0.1
+    c.output.save_dir = str(ctx.runs_dir)
+    c.train.batch_size, c.train.max_length, c.train.epochs = 16, 64, 2
+    c.train.log_every, c.train.eval_every, c.train.pad_to_multiple_of = 1, 10, 8
+    c.optim.lr = 5e-5
+    return c
 
-    def __init__(self, lang: str, initial: Config, config_path: Path):
-        self.specs = field_specs()
-        self.config_path = config_path
-        self.fields: list[gr.components.Component] = []
-        values = dict(zip([s.path for s in self.specs], config_to_values(initial)))
-        groups = [("config.section.model", [s for s in self.specs if "." not in s.path])]
-        groups += [(section, [s for s in self.specs if s.path.startswith(section + ".")]) for section in SECTIONS]
-        with gr.Row():
-            self.load_file = gr.File(label=t(lang, "config.load"), file_types=[".json"], type="filepath", scale=1)
-            with gr.Column(scale=1):
-                self.save_btn = gr.Button(t(lang, "config.save"), variant="secondary")
-                self.download = gr.File(label="config.json", interactive=False)
-            with gr.Column(scale=2):
-                self.command = gr.Markdown(command_markdown(str(config_path)), label=t(lang, "config.command"))
-                self.validation = gr.Markdown(validation_markdown(lang, []), elem_id="config-validation")
-        self.model_box = None
-        for title, specs in groups:
-            with gr.Accordion(t(lang, title) if title.startswith("config.") else title,
-                              open=title in ("config.section.model", "train", "optim", "data")) as box:
-                if title == "config.section.model":
-                    self.model_box = box  # the JSON section names (train, optim, ...) stay as they are
-                with gr.Row(equal_height=False):
-                    for spec in specs:
-                        self.fields.append(self._widget(spec, values[spec.path], lang))
 
-    def _widget(self, spec: FieldSpec, value: Any, lang: str) -> gr.components.Component:
-        label, info = spec.path, t(lang, spec.path)
-        elem_id = "cfg-" + spec.path.replace(".", "-")
-        common = {"label": label, "info": info, "elem_id": elem_id, "min_width": 220}
-        if spec.choices:
-            widget = gr.Dropdown(list(spec.choices), value=value, **common)
-        elif spec.kind is bool:
-            widget = gr.Checkbox(value=value, **common)
-        elif spec.kind in (int, float):
-            widget = gr.Number(value=value, precision=0 if spec.kind is int else None, **common)
-        else:
-            widget = gr.Textbox(value=value, **common)
-        return widget
+def workspace_config(ctx: AppContext) -> Config:
+    """The workspace's saved config.json as it is now (read on every page load), else the first-time config."""
+    if ctx.config_path.exists():
+        try:
+            config = load_config(ctx.config_path)
+            config.train.resume = False  # an old file may still hold it; resume is an action
+            return config
+        except ConfigError as e:
+            log.warning("Ignoring %s: %s", ctx.config_path, e)
+    return default_config(ctx)
+
+
+def validate(ctx: AppContext, values: list[Any]) -> tuple[Config | None, list[str]]:
+    """The form as a config, with every problem (hosted-mode refusals included)."""
+    config, errors = values_to_config(list(values), base_dir=str(ctx.workspace))
+    if config is not None and ctx.hosted:
+        errors = hosted_problems(config, ctx)
+    return (config if not errors else None), errors
+
+
+def save_config(ctx: AppContext, config: Config) -> None:
+    """The workspace config.json the command line and the next page load read; never with resume set."""
+    config.train.resume = False
+    config.save(ctx.config_path)
 
 
 def load_config_file(path: str | None) -> tuple[list[Any] | None, list[str]]:
@@ -173,6 +196,115 @@ def load_config_file(path: str | None) -> tuple[list[Any] | None, list[str]]:
     except (OSError, json.JSONDecodeError) as e:
         return None, [f"{Path(path).name}: not a readable JSON file ({e})"]
     try:
-        return config_to_values(config_from_dict(data, Path(path).name)), []
+        config = config_from_dict(data, Path(path).name)
     except ConfigError as e:
         return None, e.errors
+    config.train.resume = False
+    return config_to_values(config), []
+
+
+class ConfigTab:
+    """The form's components, in field_specs() order, and the load/save widgets."""
+
+    def __init__(self, ui: UI):
+        self.ui, tx, lang = ui, ui.texts, ui.texts.lang
+        self.specs = field_specs()
+        self._path: dict[int, str] = {}
+        self.fields: list[gr.components.Component] = []
+        values = dict(zip([s.path for s in self.specs], config_to_values(workspace_config(ui.ctx))))
+        groups = [("config.section.model", [s for s in self.specs if "." not in s.path])]
+        groups += [(section, [s for s in self.specs if s.path.startswith(section + ".")]) for section in SECTIONS]
+        with gr.Row():
+            self.load_file = tx.make(gr.File, "config.load", file_types=[".json"], type="filepath", scale=1)
+            with gr.Column(scale=1):
+                self.save_btn = tx.make(gr.Button, "config.save", "value", variant="secondary", elem_id="config-save")
+                self.download = gr.File(label="config.json", interactive=False)
+            with gr.Column(scale=2):
+                self.command = gr.Markdown(command_markdown(str(ui.ctx.config_path)))
+                self.validation = gr.Markdown(validation_markdown(lang, []), elem_id="config-validation")
+        for title, specs in groups:
+            kw = {"open": title in ("config.section.model", "train", "optim", "data")}
+            if title.startswith("config."):
+                box = tx.make(gr.Accordion, title, **kw)
+            else:
+                box = gr.Accordion(title, **kw)  # the JSON section names (train, optim, ...) stay as they are
+            with box:
+                # check boxes get a row of their own with room for their help; the other fields share rows
+                boxes = [s for s in specs if s.kind is bool and not s.choices]
+                with gr.Row(equal_height=False):
+                    for spec in specs:
+                        if spec not in boxes:
+                            self.fields.append(self._widget(spec, values[spec.path]))
+                if boxes:
+                    with gr.Row(equal_height=False, elem_classes="config-checks"):
+                        for spec in boxes:
+                            self.fields.append(self._widget(spec, values[spec.path]))
+        # the components were appended in layout order; keep them in field_specs() order for the handlers
+        order = {s.path: i for i, s in enumerate(self.specs)}
+        self.fields.sort(key=lambda c: order[self._path[id(c)]])
+
+    def _widget(self, spec: FieldSpec, value: Any) -> gr.components.Component:
+        tx = self.ui.texts
+        common = {"label": field_label(tx.lang, spec.path), "info": field_info(tx.lang, spec.path),
+                  "elem_id": "cfg-" + spec.path.replace(".", "-"), "min_width": 240}
+        if spec.choices:
+            widget = gr.Dropdown(list(spec.choices), value=value, **common)
+        elif spec.kind is bool:
+            widget = gr.Checkbox(value=value, min_width=320, **{k: v for k, v in common.items() if k != "min_width"})
+        elif _text_box(spec) and spec.kind is not str:
+            widget = gr.Textbox(value=value, placeholder=t(tx.lang, "config.not_set"), **common)
+            tx.add(widget, "config.not_set", "placeholder")
+        elif spec.kind in (int, float):
+            widget = gr.Number(value=value, precision=0 if spec.kind is int else None, **common)
+        else:
+            widget = gr.Textbox(value=value, **common)
+        tx.add(widget, lambda lang, p=spec.path: field_label(lang, p), "label")
+        tx.add(widget, lambda lang, p=spec.path: field_info(lang, p), "info")
+        self._path[id(widget)] = spec.path
+        return widget
+
+    def field(self, path: str) -> gr.components.Component:
+        return self.fields[[s.path for s in self.specs].index(path)]
+
+    # -- handlers ------------------------------------------------------------------------------------------
+    def form_updates(self, config: Config) -> dict:
+        return dict(zip(self.fields, config_to_values(config)))
+
+    def on_load(self, lang: str) -> dict:
+        """A page (re)load: the form shows the workspace config as saved now, not the app-start config."""
+        config = workspace_config(self.ui.ctx)
+        errors = config.validate() + (hosted_problems(config, self.ui.ctx) if self.ui.ctx.hosted else [])
+        return {**self.form_updates(config), self.validation: validation_markdown(lang, errors)}
+
+    def wire(self) -> None:
+        ctx, lang = self.ui.ctx, self.ui.lang
+
+        def edited(lang: str, *values):
+            config, errors = validate(ctx, values)
+            if config is not None:
+                save_config(ctx, config)  # autosave: a reload, Start and the command line see this form
+            return validation_markdown(lang, errors)
+
+        gr.on([f.input for f in self.fields], edited, [lang, *self.fields], self.validation,
+              show_progress="hidden", trigger_mode="always_last")
+
+        def load_file(lang: str, path: str | None):
+            values, errors = load_config_file(path)
+            if values is None:
+                return {self.validation: validation_markdown(lang, errors)}
+            return {**dict(zip(self.fields, values)), self.validation: edited(lang, *values)}
+
+        self.load_file.upload(load_file, [lang, self.load_file], [*self.fields, self.validation])
+
+        def save(lang: str, *values):
+            config, errors = validate(ctx, values)
+            if config is None:
+                return {self.download: None, self.validation: validation_markdown(lang, errors)}
+            save_config(ctx, config)
+            return {self.download: str(ctx.config_path), self.validation: validation_markdown(lang, [])}
+
+        self.save_btn.click(save, [lang, *self.fields], [self.download, self.validation])
+
+    def relabel(self, lang: str, *values) -> str:
+        """The validation text in the new language (after the language switch)."""
+        return validation_markdown(lang, validate(self.ui.ctx, values)[1])

@@ -27,7 +27,9 @@ class AppContext:
         root = Path(workspace or os.environ.get("EMBEDGUI_WORKSPACE", "workspace")).resolve()
         for sub in ("data", "runs"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        return cls(workspace=root, hosted=is_hosted() if hosted is None else hosted)
+        hosted = is_hosted() if hosted is None else hosted
+        # a hosted app serves many visitors: only the visitor who started a run may stop or resume it
+        return cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted))
 
     @property
     def data_dir(self) -> Path:
@@ -60,9 +62,10 @@ class AppContext:
         return f"{name}: {value} is outside the app's folders; upload the file or pick a run from the list."
 
     def trained_models(self) -> list[str]:
-        """Run folders that hold a saved model (newest first)."""
-        found = [p for p in self.runs_dir.glob("*") if (p / "modules.json").exists()]
-        return [str(p) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+        """Run folders that hold a saved model (newest first, as the run list)."""
+        from ..engine.runs import list_runs
+
+        return [r.path for r in list_runs(self.runs_dir) if r.has_model]
 
 
 def inside(path: Path, root: Path) -> bool:

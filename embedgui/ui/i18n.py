@@ -1,6 +1,16 @@
-"""UI text in English and Korean: key -> (English, 한국어). Field help for the config form lives here too."""
+"""UI text in English and Korean from one table, and the registry the language switch walks.
+
+TEXT: key -> (English, 한국어); FIELD_LABELS / FIELD_HELP: config field path -> (English, 한국어). Components
+register themselves with a key when they are made (Texts.make / Texts.add), as LLaMA-Factory's element manager
+does, so switching the language updates every registered component and nothing is listed by hand.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
 
 LANGUAGES = {"English": "en", "한국어": "ko"}
 
@@ -44,6 +54,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "config.errors": ("Problems", "문제"),
     "config.ok": ("The config is valid.", "설정에 문제가 없습니다."),
     "config.section.model": ("Model", "모델"),
+    "config.not_set": ("not set", "설정 안 함"),
     # train tab
     "train.start": ("Start", "시작"),
     "train.stop": ("Stop", "중지"),
@@ -80,7 +91,163 @@ TEXT: dict[str, tuple[str, str]] = {
     "search.run": ("Search", "검색"),
     "search.tuned": ("Fine-tuned model", "파인튜닝된 모델"),
     "search.base": ("Base model", "기본 모델"),
+    # train tab: runs
+    "train.precision": ("Precision", "정밀도"),
+    "train.runs": ("Runs", "학습 기록"),
+    "train.runs_table": ("Every run in this workspace (newest first)", "이 작업 공간의 모든 학습(최신순)"),
+    "train.pick": ("Run", "학습"),
+    "train.show": ("Show charts", "차트 보기"),
+    "train.resume_run": ("Resume this run", "이 학습 이어서"),
+    "train.eval_run": ("Evaluate this run", "이 학습 평가"),
+    "train.search_run": ("Search with this run", "이 학습으로 검색"),
+    "train.delete": ("Delete...", "삭제..."),
+    "train.delete_confirm": ("Yes, delete this run's folder", "예, 이 학습 폴더를 삭제합니다"),
+    "train.delete_cancel": ("Cancel", "취소"),
+    "train.delete_ask": ("Delete `{name}` and every file in it? This cannot be undone.",
+                         "`{name}` 폴더와 그 안의 파일을 모두 삭제할까요? 되돌릴 수 없습니다."),
+    "train.deleted": ("Deleted `{name}`.", "`{name}`을(를) 삭제했습니다."),
+    "train.no_run": ("Pick a run in the list first.", "먼저 목록에서 학습을 고르세요."),
+    "train.not_resumable": ("`{name}` has no snapshot to resume from (or it finished); press Start for a new run.",
+                            "`{name}`에는 이어서 학습할 스냅샷이 없습니다(또는 완료됨). 새 학습은 시작을 누르세요."),
+    "train.resumed": ("Resuming `{name}`.", "`{name}`을(를) 이어서 학습합니다."),
+    "train.started_in": ("Started a new run in `{name}`.", "새 학습을 `{name}`에서 시작했습니다."),
+    "train.smooth": ("Smoothed loss line (EMA)", "손실 평활선(EMA)"),
+    "train.export": ("Export and share", "내보내기와 공유"),
+    "train.export_zip": ("Download the model as a zip", "모델을 zip으로 다운로드"),
+    "train.zip_file": ("Model zip", "모델 zip"),
+    "train.hub_repo": ("Hub repository (user/name)", "허브 저장소(사용자/이름)"),
+    "train.hub_private": ("Private repository", "비공개 저장소"),
+    "train.hub_token": ("Hugging Face token (empty: HF_TOKEN from the environment; never stored)",
+                        "Hugging Face 토큰(비우면 환경 변수 HF_TOKEN 사용, 저장하지 않음)"),
+    "train.hub_push": ("Push to the Hub", "허브에 올리기"),
+    "train.pushed": ("Pushed to {url}", "{url}에 올렸습니다"),
+    "train.no_model": ("`{name}` has no saved model yet.", "`{name}`에는 아직 저장된 모델이 없습니다."),
+    "train.compare": ("Compare two runs", "두 학습 비교"),
+    "train.compare_a": ("Run A", "학습 A"),
+    "train.compare_b": ("Run B", "학습 B"),
+    "train.compare_btn": ("Compare", "비교"),
+    "train.compare_table": ("Eval metrics, A and B", "평가 지표: A와 B"),
+    "train.viewing": ("Showing the saved charts of `{name}`.", "`{name}`의 저장된 차트를 보여줍니다."),
+    "train.loading": ("Loading the model and the data...", "모델과 데이터를 불러오는 중..."),
+    "train.training_on": ("Training on {device} ({precision})", "{device}에서 학습 중 ({precision})"),
+    "train.ended": ("{status} at step {step}/{max_steps}; model saved in",
+                    "{status}: {step}/{max_steps} 스텝, 모델 저장 위치"),
+    "train.failed": ("Failed:", "실패:"),
+    "col.name": ("run", "학습"), "col.status": ("status", "상태"), "col.steps": ("steps", "스텝"),
+    "col.data": ("data", "데이터"), "col.rows": ("rows", "행"), "col.settings": ("settings", "설정"),
+    "col.metrics": ("final eval", "최종 평가"), "col.model": ("model", "모델"),
+    "col.metric": ("metric", "지표"), "col.score": ("score", "점수"), "col.text": ("text", "텍스트"),
+    "col.term": ("term", "용어"), "col.base": ("base", "기본 모델"), "col.tuned": ("fine-tuned", "파인튜닝"),
+    "col.delta": ("delta", "차이"), "col.url": ("url", "URL"), "col.reason": ("reason", "이유"),
+    "chart.step": ("step", "스텝"), "chart.smoothed": ("loss (EMA)", "손실(EMA)"),
+    "status.idle": ("idle", "대기"), "status.starting": ("starting", "시작 중"),
+    "status.running": ("running", "학습 중"), "status.stopping": ("stopping", "중지 중"),
+    "status.stopped": ("stopped", "중지됨"), "status.finished": ("finished", "완료"),
+    "status.failed": ("failed", "실패"), "status.incomplete": ("incomplete", "미완료"),
+    "progress.elapsed": ("elapsed", "경과"), "progress.epoch": ("epoch", "에폭"), "progress.step": ("step", "스텝"),
+    "progress.eta": ("ETA", "남은 시간"),
+    "word.error": ("Error", "오류"), "word.ok": ("Done", "완료"), "word.warning": ("Warning", "주의"),
+    "word.busy": ("Busy", "진행 중"),
+    "lang.mismatch": ("{model} is an English-only model and {share:.0%} of the training texts are Korean; "
+                      "a multilingual model such as sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2 "
+                      "or intfloat/multilingual-e5-small will learn them far better.",
+                      "{model}은(는) 영어 전용 모델인데 학습 텍스트의 {share:.0%}가 한국어입니다. "
+                      "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2 나 intfloat/multilingual-e5-small "
+                      "같은 다국어 모델이 훨씬 잘 배웁니다."),
+    # data tab messages
+    "data.upload_ok": ("{name}: {rows} rows, columns {columns} ({encoding}); {how}",
+                       "{name}: {rows}행, 열 {columns} ({encoding}); {how}"),
+    "data.too_big": ("{name} is {size:.1f} MB; the limit is {limit} MB. Split the file or run "
+                     "`python -m embedgui compose` locally.",
+                     "{name}은(는) {size:.1f} MB로 한도 {limit} MB를 넘습니다. 파일을 나누거나 로컬에서 "
+                     "`python -m embedgui compose`를 실행하세요."),
+    "data.too_many_urls": ("{n} URLs: a hosted app crawls at most {limit} at a time; run embedgui locally for more.",
+                           "URL {n}개: 호스팅된 앱은 한 번에 최대 {limit}개까지 크롤링합니다. 더 많으면 로컬에서 "
+                           "실행하세요."),
+    "data.no_start": ("Choose a source or give a URL.", "소스를 고르거나 URL을 입력하세요."),
+    "data.no_entries": ("No glossary entries found on {pages} page(s); see the errors below.",
+                        "{pages}개 페이지에서 용어를 찾지 못했습니다. 아래 오류를 보세요."),
+    "data.crawled": ("{terms} terms from {pages} page(s), {failed} failed -> `{path}`",
+                     "{pages}개 페이지에서 용어 {terms}개, 실패 {failed}개 -> `{path}`"),
+    "data.no_table": ("Upload a file or crawl pages first.", "먼저 파일을 올리거나 페이지를 크롤링하세요."),
+    "data.composed": ("Composed {pairs} training pairs{eval}; they are now the training data (Config tab).",
+                      "학습 쌍 {pairs}개를 만들었습니다{eval}. 이제 학습 데이터로 쓰입니다(설정 탭)."),
+    "data.composed_eval": (" and {n} held-out pairs for evaluation", ", 평가용 쌍 {n}개"),
+    "data.report_rows": ("rows read", "읽은 행"), "data.report_skipped": ("skipped", "건너뜀"),
+    "data.report_dups": ("duplicates removed", "제거된 중복"), "data.report_written": ("pairs written", "쓴 쌍"),
+    "data.report_neg": ("hard negatives mined", "마이닝한 하드 네거티브"),
+    "data.report_details": ("Full report", "전체 보고서"),
+    # eval tab messages
+    "eval.choose": ("Choose a model and a pairs file.", "모델과 pairs 파일을 고르세요."),
+    "eval.done": ("{queries} queries, {corpus} corpus texts, {seconds:.1f} s",
+                  "질의 {queries}개, 코퍼스 텍스트 {corpus}개, {seconds:.1f}초"),
+    "eval.few": ("Only {n} queries: with fewer than {min} a change of one query moves recall by {step:.0%}, so "
+                 "these numbers cannot show a real difference. Use a larger eval split (Data tab) or an eval file "
+                 "with a few hundred pairs.",
+                 "질의가 {n}개뿐입니다. {min}개 미만이면 질의 하나가 recall을 {step:.0%}씩 바꾸므로 실제 차이를 "
+                 "보여줄 수 없습니다. 평가 분할을 늘리거나(데이터 탭) 수백 개 쌍의 평가 파일을 쓰세요."),
+    "eval.memorised": ("These are rows the run trained on: the score measures memorisation, not how well the "
+                       "model generalises. Evaluate on the held-out split (eval_pairs.jsonl) or an eval file.",
+                       "이 행들은 학습에 쓰인 데이터입니다. 점수는 일반화가 아니라 암기를 측정합니다. "
+                       "보류된 분할(eval_pairs.jsonl)이나 평가 파일로 평가하세요."),
+    "eval.held_out": ("Held-out rows of the run (not trained on).", "학습에 쓰지 않은 보류 행입니다."),
+    "eval.saved": ("Saved with the run as evaluation.json (the model card uses it).",
+                   "결과를 학습 폴더의 evaluation.json에 저장했습니다(모델 카드에 사용)."),
+    "search.no_corpus": ("Choose a corpus (training pairs or an uploaded file).",
+                         "코퍼스를 고르세요(학습 쌍 또는 업로드한 파일)."),
+    "search.corpus_info": ("Default: the training pairs and the run's held-out texts.",
+                           "기본값: 학습 쌍과 학습에서 보류한 텍스트."),
 }
+
+# Short word labels of the config fields (the key is shown small, in the help line).
+FIELD_LABELS: dict[str, tuple[str, str]] = {
+    "model_id": ("Model", "모델"),
+    "tokenizer_id": ("Tokenizer", "토크나이저"),
+    "device": ("Device", "장치"),
+    "dtype": ("Precision", "정밀도"),
+    "seed": ("Random seed", "랜덤 시드"),
+    "pooling": ("Pooling", "풀링"),
+    "normalize": ("Normalise embeddings", "임베딩 정규화"),
+    "train.batch_size": ("Batch size", "배치 크기"),
+    "train.epochs": ("Epochs", "에폭 수"),
+    "train.max_length": ("Max tokens per text", "텍스트당 최대 토큰"),
+    "train.grad_accum_steps": ("Gradient accumulation", "그래디언트 누적"),
+    "train.steps_per_epoch": ("Steps per epoch", "에폭당 스텝 수"),
+    "train.grad_checkpointing": ("Gradient checkpointing", "그래디언트 체크포인팅"),
+    "train.num_workers": ("Data workers", "데이터 워커 수"),
+    "train.pad_to_multiple_of": ("Pad to a multiple of", "패딩 배수"),
+    "train.temperature": ("Temperature", "온도"),
+    "train.log_every": ("Log every (steps)", "로그 간격(스텝)"),
+    "train.eval_every": ("Evaluate every (steps)", "평가 간격(스텝)"),
+    "train.save_every": ("Snapshot every (steps)", "스냅샷 간격(스텝)"),
+    "train.resume": ("Resume", "이어서 학습"),
+    "optim.name": ("Optimizer", "옵티마이저"),
+    "optim.lr": ("Learning rate", "학습률"),
+    "optim.weight_decay": ("Weight decay", "가중치 감쇠"),
+    "optim.warmup_ratio": ("Warm-up share", "워밍업 비율"),
+    "optim.scheduler": ("LR schedule", "학습률 스케줄"),
+    "optim.max_grad_norm": ("Gradient clipping", "그래디언트 클리핑"),
+    "data.pairs_path": ("Training pairs file", "학습 pairs 파일"),
+    "data.stream": ("Stream the file", "스트리밍"),
+    "data.eval_path": ("Eval pairs file", "평가 pairs 파일"),
+    "data.eval_split": ("Eval split", "평가 분할 비율"),
+    "data.skip_invalid": ("Skip invalid lines", "잘못된 줄 건너뛰기"),
+    "data.shuffle": ("Shuffle", "섞기"),
+    "data.shuffle_buffer": ("Shuffle buffer (rows)", "섞기 버퍼(행)"),
+    "data.max_hard_negatives": ("Max hard negatives per row", "행당 최대 하드 네거티브"),
+    "output.save_dir": ("Runs folder", "결과 폴더"),
+    "output.save_name": ("Run name", "학습 이름"),
+    "output.save_metrics": ("Save metrics", "지표 저장"),
+    "output.keep_snapshots": ("Snapshots kept", "보관 스냅샷 수"),
+    "output.keep_best": ("Keep the best model", "최고 모델 보관"),
+    "output.best_metric": ("Best by metric", "최고 기준 지표"),
+    "hf.trust_remote_code": ("Trust remote code", "원격 코드 신뢰"),
+    "hf.local_files_only": ("Offline only", "오프라인 전용"),
+    "hf.default_task": ("Default task", "기본 작업"),
+    "hf.loader": ("Loader", "로더"),
+    "hf.revision": ("Revision", "리비전"),
+}
+
 
 # Help under each config field: field path -> (English, 한국어).
 FIELD_HELP: dict[str, tuple[str, str]] = {
@@ -113,8 +280,8 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
                          "평가 데이터가 있을 때 N 스텝마다 평가. 0이면 마지막에만."),
     "train.save_every": ("Resumable snapshot every N steps; 0 = only at stop/end.",
                          "N 스텝마다 재개용 스냅샷. 0이면 중지/종료 시에만."),
-    "train.resume": ("Continue from the latest snapshot (the Resume button sets it).",
-                     "최근 스냅샷에서 이어서 학습(이어서 학습 버튼이 설정)."),
+    "train.resume": ("Continue from the latest snapshot (command line: --resume; the app: the Resume buttons).",
+                     "최근 스냅샷에서 이어서 학습(명령줄: --resume, 앱: 이어서 학습 버튼)."),
     "optim.name": ("Optimizer.", "옵티마이저."),
     "optim.lr": ("Peak learning rate (1e-5 to 1e-4 is typical).", "최대 학습률(보통 1e-5~1e-4)."),
     "optim.weight_decay": ("Decoupled weight decay.", "가중치 감쇠."),
@@ -132,8 +299,10 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
     "data.shuffle_buffer": ("Rows buffered to shuffle a streamed file.", "스트리밍 시 섞기 버퍼 행 수."),
     "data.max_hard_negatives": ("Use at most this many hard negatives per row; empty = all.",
                                 "행당 최대 하드 네거티브 수. 비우면 전부."),
-    "output.save_dir": ("Folder for runs.", "학습 결과 폴더."),
-    "output.save_name": ("This run's folder name.", "이번 학습의 폴더 이름."),
+    "output.save_dir": ("Folder for runs (the app keeps every run in its workspace's runs folder).",
+                        "학습 결과 폴더(앱은 모든 학습을 작업 공간의 runs 폴더에 보관)."),
+    "output.save_name": ("Run folder for the command line; the app names each run by its time and model.",
+                         "명령줄 학습의 폴더 이름. 앱은 학습마다 시간과 모델로 이름을 붙입니다."),
     "output.save_metrics": ("Write metrics.jsonl and a summary.", "metrics.jsonl과 요약 저장."),
     "output.keep_snapshots": ("Snapshots kept on disk.", "디스크에 보관할 스냅샷 수."),
     "output.keep_best": ("Keep the best model by the metric below (needs eval data).",
@@ -150,9 +319,71 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
 }
 
 
-def t(lang: str, key: str) -> str:
-    """Text for a key in 'en' or 'ko' (falls back to English, then to the key itself)."""
+def t(lang: str, key: str, **values: Any) -> str:
+    """Text for a key in 'en' or 'ko' (falls back to English, then to the key itself), formatted with values."""
     pair = TEXT.get(key) or FIELD_HELP.get(key)
-    if pair is None:
-        return key
+    text = key if pair is None else pair[1] if lang == "ko" else pair[0]
+    return text.format(**values) if values else text
+
+
+def has_text(key: str) -> bool:
+    """Whether a key has both an English and a Korean text."""
+    pair = TEXT.get(key) or FIELD_HELP.get(key) or FIELD_LABELS.get(key)
+    return bool(pair and pair[0] and pair[1])
+
+
+def field_label(lang: str, path: str) -> str:
+    pair = FIELD_LABELS.get(path, (path, path))
     return pair[1] if lang == "ko" else pair[0]
+
+
+def field_info(lang: str, path: str) -> str:
+    """The help line under a config field: the config key, small, then what it does."""
+    return f"{path} · {t(lang, path)}"
+
+
+Text = str | Callable[[str], str]  # a TEXT key, or a function of the language
+
+
+class Texts:
+    """Every translatable component with its key(s): the language switch walks this registry."""
+
+    def __init__(self, lang: str = "en"):
+        self.lang = lang
+        self.entries: list[tuple[Any, str, Text]] = []
+
+    def add(self, component: Any, key: Text, attr: str = "label") -> Any:
+        """Register an existing component's attr (label, value, info, placeholder) under a key."""
+        self.entries.append((component, attr, key))
+        return component
+
+    def make(self, cls: type, key: Text, attr: str = "label", **kwargs: Any) -> Any:
+        """Create a component with attr set to the key's text in the current language, and register it."""
+        component = cls(**{attr: self.text(self.lang, key)}, **kwargs)
+        return self.add(component, key, attr)
+
+    @staticmethod
+    def text(lang: str, key: Text) -> str:
+        return key(lang) if callable(key) else t(lang, key)
+
+    @property
+    def components(self) -> list[Any]:
+        return list(dict.fromkeys(c for c, _, _ in self.entries))
+
+    def updates(self, lang: str) -> dict[Any, Any]:
+        """{component: gr.update(...)} with every registered text in lang."""
+        attrs: dict[Any, dict[str, str]] = {}
+        for component, attr, key in self.entries:
+            attrs.setdefault(component, {})[attr] = self.text(lang, key)
+        return {c: gr.update(**a) for c, a in attrs.items()}
+
+    def missing(self) -> list[str]:
+        """Registered keys without both an English and a Korean text (callables are checked by calling them)."""
+        out = []
+        for _, attr, key in self.entries:
+            if callable(key):
+                if not (key("en") and key("ko")):
+                    out.append(f"{attr}:<function>")
+            elif not has_text(key):
+                out.append(key)
+        return out

@@ -1,7 +1,12 @@
-"""Search tab: top-k texts for a query from the fine-tuned model and, side by side, the base model."""
+"""Search tab: top-k texts for a query from the fine-tuned model and, side by side, the base model.
+
+The default corpus is the training pairs plus the run's held-out texts (so a held-out term can be found), and
+each hit shows its term (the anchor) next to its text.
+"""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -9,9 +14,13 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from ..engine.files import atomic_write_text
 from ..engine.modeling import load_embedder
 from ..engine.runner import USER_ERRORS
 from ..engine.search import CorpusError, SearchIndex, SearchIndexError, load_corpus
+from ..engine.trainer import EVAL_SPLIT_NAME
+from .base import UI, note
+from .config_tab import workspace_config
 from .i18n import t
 
 
@@ -46,14 +55,44 @@ def _stamp(path: str) -> tuple[int, int]:
     return max((st.st_mtime_ns for st in stats), default=0), sum(st.st_size for st in stats)
 
 
+def terms_of(corpus: str) -> dict[str, str]:
+    """positive text -> its anchor (term) for a pairs .jsonl corpus; {} for other files."""
+    path = Path(corpus)
+    if path.suffix.lower() != ".jsonl" or not path.is_file():
+        return {}
+    out: dict[str, str] = {}
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("positive"), str) and isinstance(row.get("anchor"), str):
+                out.setdefault(row["positive"].strip(), row["anchor"])
+    return out
+
+
+def merged_corpus(parts: list[str], dest: Path) -> str:
+    """One pairs file holding the lines of several (training pairs + held-out rows); the first part if only one."""
+    files = [p for p in dict.fromkeys(parts) if p and Path(p).is_file()]
+    if len(files) <= 1:
+        return files[0] if files else ""
+    text = "".join(Path(p).read_text(encoding="utf-8-sig").rstrip("\n") + "\n" for p in files)
+    if not dest.exists() or dest.read_text(encoding="utf-8") != text:
+        atomic_write_text(dest, text)
+    return str(dest)
+
+
 def search_tables(cache: IndexCache, query: str, k: int, model: str, base: str, corpus: str,
-                  column: str | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+                  column: str | None, lang: str = "en") -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(fine-tuned hits, base hits, message); an error is a one-line message and empty tables."""
-    empty = pd.DataFrame(columns=["score", "text"])
+    score, term, text = t(lang, "col.score"), t(lang, "col.term"), t(lang, "col.text")
+    empty = pd.DataFrame(columns=[score, text])
     if not (query or "").strip():
         return empty, empty, ""
     if not corpus:
-        return empty, empty, "❌ Choose a corpus (training pairs or an uploaded file)."
+        return empty, empty, note(lang, "error", t(lang, "search.no_corpus"))
+    terms = {} if column else terms_of(corpus)
     tables = []
     try:
         for name in (model, base):
@@ -61,30 +100,80 @@ def search_tables(cache: IndexCache, query: str, k: int, model: str, base: str, 
                 tables.append(empty)
                 continue
             hits = cache.get(name.strip(), corpus, column).query(query.strip(), k=int(k))
-            tables.append(pd.DataFrame({"score": [round(h.score, 4) for h in hits], "text": [h.text for h in hits]}))
+            columns = {score: [round(h.score, 4) for h in hits]}
+            if terms:
+                columns[term] = [terms.get(h.text.strip(), "") for h in hits]
+            columns[text] = [h.text for h in hits]
+            tables.append(pd.DataFrame(columns))
     except USER_ERRORS + (CorpusError, SearchIndexError, OSError) as e:
-        return empty, empty, f"❌ {e}"
+        return empty, empty, note(lang, "error", str(e))
     return tables[0], tables[1], ""
 
 
 class SearchTab:
-    def __init__(self, lang: str, models: list[str], base: str, corpus: str):
+    def __init__(self, ui: UI, models: list[str], base: str, corpus: str):
+        self.ui, tx = ui, ui.texts
+        self.cache = IndexCache()
         with gr.Row():
-            self.query = gr.Textbox(label=t(lang, "search.query"), elem_id="search-query", scale=4)
-            self.k = gr.Slider(1, 20, value=5, step=1, label=t(lang, "search.k"), scale=1)
-            self.run_btn = gr.Button(t(lang, "search.run"), variant="primary", elem_id="search-run", scale=1)
+            self.query = tx.make(gr.Textbox, "search.query", elem_id="search-query", scale=4)
+            self.k = tx.make(gr.Slider, "search.k", minimum=1, maximum=20, value=5, step=1, scale=1)
+            self.run_btn = tx.make(gr.Button, "search.run", "value", variant="primary", elem_id="search-run", scale=1)
         with gr.Row():
-            self.model = gr.Dropdown(models, value=models[0] if models else None, allow_custom_value=True,
-                                     label=t(lang, "eval.model"), elem_id="search-model")
-            self.base = gr.Textbox(base, label=t(lang, "eval.base"), elem_id="search-base")
+            self.model = tx.make(gr.Dropdown, "eval.model", choices=models, value=models[0] if models else None,
+                                 allow_custom_value=True, elem_id="search-model")
+            self.base = tx.make(gr.Textbox, "eval.base", value=base, elem_id="search-base")
         with gr.Row():
-            self.corpus = gr.Textbox(corpus, label=t(lang, "search.corpus"), elem_id="search-corpus", scale=3)
-            self.upload = gr.File(label=t(lang, "search.corpus_file"), file_types=[".txt", ".csv", ".tsv", ".jsonl"],
+            self.corpus = tx.make(gr.Textbox, "search.corpus", value=corpus, elem_id="search-corpus", scale=3)
+            tx.add(self.corpus, "search.corpus_info", "info")
+            self.upload = tx.make(gr.File, "search.corpus_file", file_types=[".txt", ".csv", ".tsv", ".jsonl"],
                                   type="filepath", scale=2)
-            self.column = gr.Textbox(label=t(lang, "search.column"), scale=1)
+            self.column = tx.make(gr.Textbox, "search.column", scale=1)
         self.message = gr.Markdown(elem_id="search-message")
+        widths = ["12%", "28%", "60%"]
         with gr.Row():
-            self.tuned_table = gr.Dataframe(label=t(lang, "search.tuned"), interactive=False, wrap=True,
-                                            elem_id="search-tuned")
-            self.base_table = gr.Dataframe(label=t(lang, "search.base"), interactive=False, wrap=True,
-                                           elem_id="search-base-hits")
+            self.tuned_table = tx.make(gr.Dataframe, "search.tuned", interactive=False, wrap=True,
+                                       column_widths=widths, elem_id="search-tuned")
+            self.base_table = tx.make(gr.Dataframe, "search.base", interactive=False, wrap=True,
+                                      column_widths=widths, elem_id="search-base-hits")
+
+    def default_corpus(self, model_dir: str | None) -> str:
+        """The training pairs plus the held-out texts (the run's eval split, or the config's eval file)."""
+        ctx = self.ui.ctx
+        config = workspace_config(ctx)
+        parts = [config.data.pairs_path or "", config.data.eval_path or ""]
+        if model_dir and (Path(model_dir) / EVAL_SPLIT_NAME).is_file():
+            try:
+                from ..engine import runs
+
+                run_cfg = runs.run_config(model_dir)
+                parts = [run_cfg.data.pairs_path or "", run_cfg.data.eval_path or "",
+                         str(Path(model_dir) / EVAL_SPLIT_NAME)]
+            except Exception:  # noqa: BLE001 - an unreadable run config falls back to the workspace's data
+                parts.append(str(Path(model_dir) / EVAL_SPLIT_NAME))
+        name = Path(model_dir).name if model_dir else "workspace"
+        return merged_corpus(parts, ctx.data_dir / f"corpus-{name}.jsonl")
+
+    def wire(self) -> None:
+        ctx, lang = self.ui.ctx, self.ui.lang
+
+        def upload_corpus(path: str | None):
+            if not path:
+                return gr.skip()
+            dest = ctx.data_dir / f"corpus-{Path(path).name}"
+            dest.write_bytes(Path(path).read_bytes())
+            return str(dest)
+
+        self.upload.upload(upload_corpus, self.upload, self.corpus)
+        inputs = [self.query, self.k, self.model, self.base, self.corpus, self.column, lang]
+        outputs = [self.tuned_table, self.base_table, self.message]
+
+        def search(query: str, k: float, model: str, base: str, corpus: str, column: str, lang: str):
+            problems = [p for name, value in (("model", model), ("base", base), ("corpus", corpus))
+                        if (p := ctx.refuse_path(value, name))]
+            if problems:
+                return {self.message: note(lang, "error", problems[0])}
+            a, b, message = search_tables(self.cache, query, k, model, base, corpus, column, lang)
+            return {self.tuned_table: a, self.base_table: b, self.message: message}
+
+        self.run_btn.click(search, inputs, outputs)
+        self.query.submit(search, inputs, outputs)

@@ -1,20 +1,34 @@
-"""Train tab: Start / Stop / Resume, live charts and progress drawn from the run's snapshot by a timer."""
+"""Train tab: Start / Stop / Resume, live charts drawn from the run's snapshot by a timer, and every run kept.
+
+The run list shows each run folder (status, steps, data, settings, final metrics); a picked run can be shown
+again, resumed, evaluated, searched with, exported (zip, Hub) or deleted (after a confirmation).
+"""
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
+from pathlib import Path
+from typing import Any
 
 import gradio as gr
+import pandas as pd
 
-from ..engine.runner import RunSnapshot
+from ..engine import runs
+from ..engine.config import Config, ConfigError
+from ..engine.runner import RunBusyError, RunOwnerError, RunSnapshot
+from ..engine.trainer import EVAL_SPLIT_NAME
+from .base import UI, note
 from .charts import training_figures
+from .config_tab import save_config, validate
 from .i18n import t
 
-STATUS_WORDS = {
-    "idle": ("idle", "대기"), "starting": ("starting", "시작 중"), "running": ("running", "학습 중"),
-    "stopping": ("stopping", "중지 중"), "stopped": ("stopped", "중지됨"), "finished": ("finished", "완료"),
-    "failed": ("failed", "실패"),
-}
+SPEED_WINDOW = 20  # log rows the ETA's speed is averaged over (one noisy step does not swing it)
+# Model names that only know English; a Korean dataset on them trains poorly (their vocabulary splits Hangul).
+ENGLISH_ONLY = re.compile(r"all-minilm|all-mpnet|all-distilroberta|msmarco|multi-qa|bge-.*-en|gte-(small|base|large)"
+                          r"$|e5-(small|base|large)(-v2)?$|nomic-embed-text", re.IGNORECASE)
+MULTILINGUAL = re.compile(r"multilingual|xlm|m3|ko|labse|paraphrase-multilingual", re.IGNORECASE)
 
 
 def _duration(seconds: float) -> str:
@@ -22,78 +36,417 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def status_word(status: str, lang: str) -> str:
+    return t(lang, f"status.{status}") if f"status.{status}" in _STATUS_KEYS else status
+
+
+_STATUS_KEYS = {f"status.{s}" for s in ("idle", "starting", "running", "stopping", "stopped", "finished", "failed",
+                                        "incomplete")}
+
+
+def smoothed_speed(logs: list[dict[str, Any]]) -> float | None:
+    """Steps per second over the last SPEED_WINDOW log rows (from their elapsed times), else their mean speed."""
+    window = logs[-SPEED_WINDOW:]
+    if len(window) >= 2 and window[-1].get("elapsed_s") is not None and window[0].get("elapsed_s") is not None:
+        seconds = window[-1]["elapsed_s"] - window[0]["elapsed_s"]
+        if seconds > 0 and window[-1]["step"] > window[0]["step"]:
+            return (window[-1]["step"] - window[0]["step"]) / seconds
+    speeds = [r["steps_per_s"] for r in window if r.get("steps_per_s")]
+    return sum(speeds) / len(speeds) if speeds else None
+
+
 def progress_html(snap: RunSnapshot, lang: str, now: float | None = None) -> str:
-    """Progress bar with step, epoch, speed and ETA, as HTML (a pure function of the snapshot)."""
+    """Progress bar with step, epoch, speed, ETA and precision, as HTML (a pure function of the snapshot)."""
     now = now or time.time()
     share = snap.step / snap.max_steps if snap.max_steps else 0.0
-    word = STATUS_WORDS.get(snap.status, (snap.status, snap.status))[1 if lang == "ko" else 0]
     last = snap.logs[-1] if snap.logs else {}
-    speed = last.get("steps_per_s")
-    parts = [f"<b>{word}</b>", f"step {snap.step}/{snap.max_steps}" if snap.max_steps else "",
-             f"epoch {snap.epoch}/{snap.epochs}" if snap.epochs and snap.max_steps else ""]
+    speed = smoothed_speed(snap.logs)
+    parts = [f"<b>{status_word(snap.status, lang)}</b>",
+             f"{t(lang, 'progress.step')} {snap.step}/{snap.max_steps}" if snap.max_steps else "",
+             f"{t(lang, 'progress.epoch')} {snap.epoch}/{snap.epochs}" if snap.epochs and snap.max_steps else ""]
     if speed:
         parts.append(f"{speed:.2f} it/s")
         if snap.active and snap.max_steps:
-            parts.append(f"ETA {_duration((snap.max_steps - snap.step) / speed)}")
+            parts.append(f"{t(lang, 'progress.eta')} {_duration((snap.max_steps - snap.step) / speed)}")
     if snap.started_at and snap.status != "idle":
-        parts.append(f"{'경과' if lang == 'ko' else 'elapsed'} {_duration(now - snap.started_at)}")
+        # a run that ended keeps the time it took (its last log row), not a clock that keeps counting
+        elapsed = now - snap.started_at if snap.active else last.get("elapsed_s")
+        if elapsed is not None:
+            parts.append(f"{t(lang, 'progress.elapsed')} {_duration(elapsed)}")
     if snap.device:
         parts.append(f"{snap.device} · {snap.precision}")
     if last:
         parts.append(f"loss {last['loss']:.4f} · acc {last['acc']:.3f}")
     color = {"failed": "#d9534f", "finished": "#2e8b57", "stopped": "#c68a00"}.get(snap.status, "#3b82f6")
+    reason = (f'<div id="train-precision" style="margin-top:4px;font-size:0.9em;color:#6b7280">'
+              f'{t(lang, "train.precision")}: {snap.precision} — {_escape(snap.precision_reason)}</div>'
+              if snap.precision and snap.precision_reason else "")
     return (f'<div id="train-progress" data-status="{snap.status}" data-step="{snap.step}">'
             f'<div style="background:#e5e7eb;border-radius:6px;height:14px;overflow:hidden">'
             f'<div style="width:{share * 100:.1f}%;background:{color};height:14px"></div></div>'
-            f'<div style="margin-top:6px">{" · ".join(p for p in parts if p)}</div></div>')
+            f'<div style="margin-top:6px">{" · ".join(p for p in parts if p)}</div>{reason}</div>')
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def message_markdown(snap: RunSnapshot, lang: str) -> str:
     """One line on what the run is doing, in the UI language; failures keep the engine's exact sentence."""
     if snap.status == "idle":
         return t(lang, "train.idle")
-    ko = lang == "ko"
     if snap.status == "failed":
-        text = f"❌ {snap.message}"
+        text = note(lang, "error", snap.message)
     elif snap.status in ("finished", "stopped"):
-        icon = "✅" if snap.status == "finished" else "⏸️"
-        text = (f"{icon} {STATUS_WORDS[snap.status][1]}: {snap.step}/{snap.max_steps} 스텝, 모델 저장 위치"
-                if ko else f"{icon} {snap.status} at step {snap.step}/{snap.max_steps}; model saved in")
+        text = "**" + t(lang, "train.ended", status=status_word(snap.status, lang), step=snap.step,
+                        max_steps=snap.max_steps) + "**"
     elif snap.status == "stopping":
-        text = f"⏳ {t(lang, 'train.stopping')}"
+        text = t(lang, "train.stopping")
     elif snap.status == "starting":
-        text = "⏳ " + ("모델과 데이터를 불러오는 중..." if ko else "Loading the model and the data...")
+        text = t(lang, "train.loading")
     else:
-        text = f"⏳ {'학습 중' if ko else 'Training on'} {snap.device} ({snap.precision})"
+        text = t(lang, "train.training_on", device=snap.device, precision=snap.precision)
     where = f"\n\n`{snap.run_dir}`" if snap.run_dir else ""
     return text + where
 
 
-def tick_outputs(snap: RunSnapshot, lang: str):
+def chart_titles(lang: str, smooth: bool) -> dict[str, str]:
+    titles = {k: t(lang, f"chart.{k}") for k in ("loss", "acc", "lr", "eval", "step")}
+    if smooth:
+        titles["smoothed"] = t(lang, "chart.smoothed")
+    return titles
+
+
+def tick_outputs(snap: RunSnapshot, lang: str, smooth: bool = False):
     """Everything the timer redraws, from one snapshot: progress, message, four charts, log text."""
-    titles = {k: t(lang, f"chart.{k}") for k in ("loss", "acc", "lr", "eval")}
-    loss, acc, lr, ev = training_figures(snap.logs, snap.evals, titles)
+    loss, acc, lr, ev = training_figures(snap.logs, snap.evals, chart_titles(lang, smooth))
     return progress_html(snap, lang), message_markdown(snap, lang), loss, acc, lr, ev, "\n".join(snap.log_lines)
 
 
+def korean_share(pairs_path: str | None, limit: int = 400) -> float:
+    """Share of the first `limit` lines of a pairs file that contain Hangul (0 when unreadable)."""
+    if not pairs_path or not Path(pairs_path).is_file():
+        return 0.0
+    hangul = total = 0
+    try:
+        with open(pairs_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if total >= limit:
+                    break
+                total += 1
+                hangul += bool(re.search(r"[\uac00-\ud7a3]", line))
+    except OSError:
+        return 0.0
+    return hangul / total if total else 0.0
+
+
+def language_warning(config: Config, lang: str) -> str:
+    """A warning when an English-only model is about to learn mostly Korean data; "" otherwise."""
+    model = str(config.model_id)
+    name = Path(model.rstrip("/")).name
+    if not ENGLISH_ONLY.search(name) or MULTILINGUAL.search(name):
+        return ""
+    share = korean_share(config.data.pairs_path)
+    if share < 0.3:
+        return ""
+    return note(lang, "warning", t(lang, "lang.mismatch", model=name, share=share))
+
+
+SETTING_WORDS = (("batch_size", "batch"), ("epochs", "ep"), ("lr", "lr"), ("max_length", "len"),
+                 ("temperature", "τ"), ("precision", ""))
+
+
+def runs_table(infos: list[runs.RunInfo], lang: str) -> pd.DataFrame:
+    """The run list as a table: name, status, steps, data, settings, final eval metrics."""
+    cols = [t(lang, f"col.{c}") for c in ("name", "status", "steps", "data", "rows", "settings", "metrics")]
+    rows = []
+    for r in infos:
+        s = r.settings
+        settings = " · ".join(f"{short} {s[k]}" for k, short in SETTING_WORDS if s.get(k) is not None)
+        metrics = " · ".join(f"{k} {v:.3f}" for k, v in r.final_eval.items() if k in ("recall@1", "ndcg@10"))
+        rows.append([r.name, status_word(r.status, lang), f"{r.step}/{r.max_steps}", Path(r.pairs_path or "").name,
+                     "" if r.rows is None else r.rows, settings, metrics])
+    return pd.DataFrame(rows, columns=cols)
+
+
 class TrainTab:
-    def __init__(self, lang: str):
+    def __init__(self, ui: UI):
+        self.ui, tx = ui, ui.texts
+        self.owner = gr.BrowserState("", storage_key="embedgui-owner")  # who started a run (hosted mode)
+        self.last_drawn = gr.State(None)
+        self.view = gr.State("")  # a finished run's folder whose saved charts are shown; "" follows the live run
         with gr.Row():
-            self.start_btn = gr.Button(t(lang, "train.start"), variant="primary", elem_id="train-start")
-            self.stop_btn = gr.Button(t(lang, "train.stop"), variant="stop", elem_id="train-stop")
-            self.resume_btn = gr.Button(t(lang, "train.resume"), elem_id="train-resume")
+            self.start_btn = tx.make(gr.Button, "train.start", "value", variant="primary", elem_id="train-start")
+            self.stop_btn = tx.make(gr.Button, "train.stop", "value", variant="stop", elem_id="train-stop")
+            self.resume_btn = tx.make(gr.Button, "train.resume", "value", elem_id="train-resume")
         self.progress = gr.HTML(elem_id="train-progress-box")
-        self.message = gr.Markdown(t(lang, "train.idle"), elem_id="train-message")
+        self.message = gr.Markdown(t(tx.lang, "train.idle"), elem_id="train-message")
+        self.notice = gr.Markdown(elem_id="train-notice")
+        self.smooth = tx.make(gr.Checkbox, "train.smooth", value=False, elem_id="train-smooth")
         with gr.Row():
             self.loss_plot = gr.Plot(elem_id="chart-loss", show_label=False)
             self.acc_plot = gr.Plot(elem_id="chart-acc", show_label=False)
         with gr.Row():
             self.lr_plot = gr.Plot(elem_id="chart-lr", show_label=False)
             self.eval_plot = gr.Plot(elem_id="chart-eval", show_label=False)
-        self.log = gr.Textbox(label=t(lang, "train.log"), lines=8, max_lines=8, interactive=False,
-                              elem_id="train-log", autoscroll=True)
+        self.log = tx.make(gr.Textbox, "train.log", lines=8, max_lines=8, interactive=False, elem_id="train-log",
+                           autoscroll=True)
+        with tx.make(gr.Accordion, "train.runs", open=True):
+            self.runs = tx.make(gr.Dataframe, "train.runs_table", interactive=False, wrap=True, elem_id="runs-table",
+                                column_widths=["24%", "8%", "8%", "16%", "6%", "24%", "14%"])
+            with gr.Row():
+                self.pick = tx.make(gr.Dropdown, "train.pick", choices=[], elem_id="runs-pick", scale=3)
+                self.show_btn = tx.make(gr.Button, "train.show", "value", elem_id="runs-show", scale=1)
+                self.resume_run_btn = tx.make(gr.Button, "train.resume_run", "value", elem_id="runs-resume", scale=1)
+                self.eval_btn = tx.make(gr.Button, "train.eval_run", "value", elem_id="runs-eval", scale=1)
+                self.search_btn = tx.make(gr.Button, "train.search_run", "value", elem_id="runs-search", scale=1)
+                self.delete_btn = tx.make(gr.Button, "train.delete", "value", variant="stop", elem_id="runs-delete",
+                                          scale=1)
+            with gr.Row(visible=False) as self.confirm_row:
+                self.confirm_btn = tx.make(gr.Button, "train.delete_confirm", "value", variant="stop",
+                                           elem_id="runs-delete-confirm")
+                self.cancel_btn = tx.make(gr.Button, "train.delete_cancel", "value", elem_id="runs-delete-cancel")
+            self.runs_message = gr.Markdown(elem_id="runs-message")
+            with tx.make(gr.Accordion, "train.export", open=False):
+                with gr.Row():
+                    self.zip_btn = tx.make(gr.Button, "train.export_zip", "value", elem_id="runs-zip")
+                    self.zip_file = tx.make(gr.File, "train.zip_file", interactive=False, elem_id="runs-zip-file")
+                with gr.Row():
+                    self.repo = tx.make(gr.Textbox, "train.hub_repo", elem_id="hub-repo", scale=2)
+                    self.private = tx.make(gr.Checkbox, "train.hub_private", value=True, scale=1)
+                    self.token = tx.make(gr.Textbox, "train.hub_token", type="password", elem_id="hub-token", scale=2)
+                    self.push_btn = tx.make(gr.Button, "train.hub_push", "value", elem_id="hub-push", scale=1)
+            with tx.make(gr.Accordion, "train.compare", open=False):
+                with gr.Row():
+                    self.run_a = tx.make(gr.Dropdown, "train.compare_a", choices=[], elem_id="compare-a")
+                    self.run_b = tx.make(gr.Dropdown, "train.compare_b", choices=[], elem_id="compare-b")
+                    self.compare_btn = tx.make(gr.Button, "train.compare_btn", "value", elem_id="compare-run")
+                self.compare_table = tx.make(gr.Dataframe, "train.compare_table", interactive=False,
+                                             elem_id="compare-table")
         self.timer = gr.Timer(1.0)
 
     @property
     def tick_targets(self) -> list:
         return [self.progress, self.message, self.loss_plot, self.acc_plot, self.lr_plot, self.eval_plot, self.log]
+
+    @property
+    def list_targets(self) -> list:
+        tabs = self.ui.tabs
+        return [self.runs, self.pick, self.run_a, self.run_b, tabs["eval"].model, tabs["search"].model]
+
+    # -- pure-ish helpers ------------------------------------------------------------------------------------
+    def _active_dir(self) -> str | None:
+        run = self.ui.ctx.run
+        return run.current_dir if run.active else None
+
+    def list_updates(self, lang: str, picked: str | None = None) -> dict:
+        """The run list, the pickers, and the Evaluate/Search model lists (runs that hold a model)."""
+        infos = runs.list_runs(self.ui.ctx.runs_dir, active_dir=self._active_dir())
+        names = [r.name for r in infos]
+        models = [r.path for r in infos if r.has_model]
+        keep = picked if picked in names else (names[0] if names else None)
+        return {self.runs: runs_table(infos, lang), self.pick: gr.update(choices=names, value=keep),
+                self.run_a: gr.update(choices=names), self.run_b: gr.update(choices=names),
+                self.ui.tabs["eval"].model: gr.update(choices=models),
+                self.ui.tabs["search"].model: gr.update(choices=models)}
+
+    def buttons(self, active: bool) -> dict:
+        """Start and Resume are off while a run is going (the engine refuses a second run anyway)."""
+        return {self.start_btn: gr.update(interactive=not active), self.resume_btn: gr.update(interactive=not active),
+                self.resume_run_btn: gr.update(interactive=not active)}
+
+    def _folder(self, name: str | None) -> Path:
+        return runs.run_folder(self.ui.ctx.runs_dir, name or "")
+
+    # -- handlers --------------------------------------------------------------------------------------------
+    def tick(self, lang: str, last: Any, smooth: bool, view: str, picked: str | None) -> dict:
+        snap = self.ui.ctx.run.snapshot()
+        key = (lang, snap.status, snap.step, len(snap.logs), len(snap.evals), len(snap.log_lines), snap.message,
+               smooth, view)
+        out: dict = {self.last_drawn: key, **self.buttons(snap.active)}
+        if key == last and not snap.active:
+            return out
+        if view and view != snap.run_dir:
+            logs, evals = runs.load_history(view)
+            shown = RunSnapshot(logs=logs, evals=evals)
+            _, _, *figs, _ = tick_outputs(shown, lang, smooth)
+            progress, message = progress_html(snap, lang), t(lang, "train.viewing", name=Path(view).name)
+            log = "\n".join(snap.log_lines)
+        else:
+            progress, message, *figs, log = tick_outputs(snap, lang, smooth)
+        out.update(zip(self.tick_targets, [progress, message, *figs, log]))
+        if last is None or last[1] != snap.status or last[0] != lang:  # a run started or ended
+            out.update(self.list_updates(lang, picked))
+        return out
+
+    def start(self, lang: str, owner: str, *values) -> dict:
+        ctx = self.ui.ctx
+        config, errors = validate(ctx, values)
+        if errors:
+            return {self.message: note(lang, "error", t(lang, "train.fix_config") + "\n\n" +
+                                       "\n".join(f"- {e}" for e in errors))}
+        save_config(ctx, config)  # what the form shows is what trains, and what a reload shows
+        config.output.save_dir = str(ctx.runs_dir)  # every Start is a new run folder; no run overwrites another
+        config.output.save_name = runs.new_run_name(config, ctx.runs_dir)
+        try:
+            ctx.run.start(config, owner=owner or None)
+        except (RunBusyError, RunOwnerError) as e:
+            busy = str(e) if isinstance(e, RunOwnerError) else t(lang, "train.busy")
+            return {self.message: note(lang, "busy", busy)}
+        except ConfigError as e:
+            return {self.message: note(lang, "error", str(e))}
+        return {self.notice: language_warning(config, lang) or t(lang, "train.started_in",
+                                                                  name=config.output.save_name),
+                self.view: "", **self.buttons(True)}
+
+    def resume(self, lang: str, owner: str, name: str | None) -> dict:
+        """Resume a run: the picked one, else the current/last one. Never changes the saved workspace config."""
+        ctx = self.ui.ctx
+        if not name:
+            name = Path(ctx.run.current_dir).name if ctx.run.current_dir else None
+        if not name:
+            infos = runs.list_runs(ctx.runs_dir, active_dir=self._active_dir())
+            name = next((r.name for r in infos if r.resumable), None)
+        if not name:
+            return {self.runs_message: note(lang, "error", t(lang, "train.no_run"))}
+        try:
+            folder = self._folder(name)
+            info = runs.run_info(folder)
+            if info is None or not info.resumable:
+                return {self.runs_message: note(lang, "error", t(lang, "train.not_resumable", name=name))}
+            ctx.run.start(runs.run_config(folder), resume=True, owner=owner or None)
+        except (RunBusyError, RunOwnerError) as e:
+            return {self.runs_message: note(lang, "busy", str(e) if isinstance(e, RunOwnerError) else
+                                            t(lang, "train.busy"))}
+        except (runs.RunsError, ConfigError) as e:
+            return {self.runs_message: note(lang, "error", str(e))}
+        return {self.runs_message: t(lang, "train.resumed", name=name), self.view: "", **self.buttons(True)}
+
+    def stop(self, lang: str, owner: str) -> dict:
+        run = self.ui.ctx.run
+        if not run.can_control(owner or None):
+            from ..engine.runner import OWNER_MESSAGE
+
+            return {self.message: note(lang, "busy", OWNER_MESSAGE)}
+        return {self.message: t(lang, "train.stopping" if run.stop(owner=owner or None) else "train.nothing")}
+
+    def show(self, lang: str, name: str | None) -> dict:
+        if not name:
+            return {self.runs_message: note(lang, "error", t(lang, "train.no_run"))}
+        try:
+            folder = self._folder(name)
+        except runs.RunsError as e:
+            return {self.runs_message: note(lang, "error", str(e))}
+        live = self.ui.ctx.run.current_dir
+        view = "" if live and Path(live).resolve() == folder.resolve() else str(folder)
+        return {self.view: view, self.runs_message: ""}
+
+    def ask_delete(self, lang: str, name: str | None) -> dict:
+        if not name:
+            return {self.runs_message: note(lang, "error", t(lang, "train.no_run"))}
+        return {self.confirm_row: gr.update(visible=True), self.runs_message: t(lang, "train.delete_ask", name=name)}
+
+    def delete(self, lang: str, name: str | None, view: str) -> dict:
+        out = {self.confirm_row: gr.update(visible=False)}
+        try:
+            runs.delete_run(self.ui.ctx.runs_dir, name or "", active_dir=self._active_dir())
+        except runs.RunsError as e:
+            return {**out, self.runs_message: note(lang, "error", str(e))}
+        if view and Path(view).name == name:
+            out[self.view] = ""
+        return {**out, **self.list_updates(lang), self.runs_message: t(lang, "train.deleted", name=name)}
+
+    def _model_folder(self, lang: str, name: str | None) -> tuple[Path | None, str]:
+        if not name:
+            return None, note(lang, "error", t(lang, "train.no_run"))
+        try:
+            folder = self._folder(name)
+        except runs.RunsError as e:
+            return None, note(lang, "error", str(e))
+        info = runs.run_info(folder)
+        if info is None or not info.has_model:
+            return None, note(lang, "error", t(lang, "train.no_model", name=name))
+        return folder, ""
+
+    def export_zip(self, lang: str, name: str | None) -> dict:
+        folder, problem = self._model_folder(lang, name)
+        if folder is None:
+            return {self.runs_message: problem}
+        try:
+            path = runs.export_zip(folder, self.ui.ctx.workspace / "exports")
+        except runs.RunsError as e:
+            return {self.runs_message: note(lang, "error", str(e))}
+        return {self.zip_file: str(path), self.runs_message: note(lang, "ok", f"`{path}`")}
+
+    def push(self, lang: str, name: str | None, repo: str, private: bool, token: str) -> dict:
+        folder, problem = self._model_folder(lang, name)
+        if folder is None:
+            return {self.runs_message: problem}
+        try:
+            url = runs.push_to_hub(folder, (repo or "").strip(), token=(token or "").strip() or None,
+                                   private=bool(private))
+        except runs.RunsError as e:
+            return {self.runs_message: note(lang, "error", str(e)), self.token: ""}
+        # the token lives only in this request: the box is cleared and nothing is written
+        return {self.runs_message: note(lang, "ok", t(lang, "train.pushed", url=url)), self.token: ""}
+
+    def compare(self, lang: str, a: str | None, b: str | None) -> dict:
+        if not a or not b:
+            return {self.runs_message: note(lang, "error", t(lang, "train.no_run"))}
+        try:
+            rows = runs.compare_runs(self._folder(a), self._folder(b))
+        except runs.RunsError as e:
+            return {self.runs_message: note(lang, "error", str(e))}
+        table = pd.DataFrame([[r["metric"], r.get("a"), r.get("b"), r.get("delta")] for r in rows],
+                             columns=[t(lang, "col.metric"), "A", "B", t(lang, "col.delta")])
+        return {self.compare_table: table, self.runs_message: ""}
+
+    def to_eval(self, lang: str, name: str | None) -> dict:
+        folder, problem = self._model_folder(lang, name)
+        if folder is None:
+            return {self.runs_message: problem}
+        ev = self.ui.tabs["eval"]
+        held_out = folder / EVAL_SPLIT_NAME
+        out = {ev.model: str(folder), self.ui.tabs["tabs"]: gr.Tabs(selected="eval"), self.runs_message: ""}
+        if held_out.exists():
+            out[ev.pairs] = str(held_out)
+        return out
+
+    def to_search(self, lang: str, name: str | None) -> dict:
+        folder, problem = self._model_folder(lang, name)
+        if folder is None:
+            return {self.runs_message: problem}
+        se = self.ui.tabs["search"]
+        return {se.model: str(folder), se.corpus: se.default_corpus(str(folder)),
+                self.ui.tabs["tabs"]: gr.Tabs(selected="search"), self.runs_message: ""}
+
+    def on_load(self, lang: str, owner: str) -> dict:
+        return {self.owner: owner or uuid.uuid4().hex, **self.list_updates(lang)}
+
+    def wire(self) -> None:
+        ui, lang = self.ui, self.ui.lang
+        tabs, cfg = ui.tabs, ui.tabs["config"]
+        btns = [self.start_btn, self.resume_btn, self.resume_run_btn]
+        self.start_btn.click(self.start, [lang, self.owner, *cfg.fields],
+                             [self.message, self.notice, self.view, *btns])
+        self.resume_btn.click(lambda lang, owner: self.resume(lang, owner, None), [lang, self.owner],
+                              [self.runs_message, self.view, *btns])
+        self.resume_run_btn.click(self.resume, [lang, self.owner, self.pick], [self.runs_message, self.view, *btns])
+        self.stop_btn.click(self.stop, [lang, self.owner], self.message)
+        tick_inputs = [lang, self.last_drawn, self.smooth, self.view, self.pick]
+        tick_outputs_ = [*self.tick_targets, self.last_drawn, *btns, *self.list_targets]
+        self.timer.tick(self.tick, tick_inputs, tick_outputs_, show_progress="hidden")
+        self.show_btn.click(self.show, [lang, self.pick], [self.view, self.runs_message])
+        self.delete_btn.click(self.ask_delete, [lang, self.pick], [self.confirm_row, self.runs_message])
+        self.cancel_btn.click(lambda: {self.confirm_row: gr.update(visible=False), self.runs_message: ""}, None,
+                              [self.confirm_row, self.runs_message])
+        self.confirm_btn.click(self.delete, [lang, self.pick, self.view],
+                               [self.confirm_row, self.runs_message, self.view, *self.list_targets])
+        self.zip_btn.click(self.export_zip, [lang, self.pick], [self.zip_file, self.runs_message])
+        self.push_btn.click(self.push, [lang, self.pick, self.repo, self.private, self.token],
+                            [self.runs_message, self.token])
+        self.compare_btn.click(self.compare, [lang, self.run_a, self.run_b], [self.compare_table, self.runs_message])
+        ev, se = tabs["eval"], tabs["search"]
+        self.eval_btn.click(self.to_eval, [lang, self.pick], [ev.model, ev.pairs, tabs["tabs"], self.runs_message])
+        self.search_btn.click(self.to_search, [lang, self.pick],
+                              [se.model, se.corpus, tabs["tabs"], self.runs_message])

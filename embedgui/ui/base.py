@@ -1,0 +1,24 @@
+"""What the tabs share while the page is built: the app context, the text registry and the language state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import AppContext
+from .i18n import Texts, t
+
+
+@dataclass
+class UI:
+    """Handed to every tab: ctx (workspace, Run), texts (registry for the language switch), lang (gr.State)."""
+
+    ctx: AppContext
+    texts: Texts
+    lang: Any = None  # gr.State holding "en" or "ko"
+    tabs: dict[str, Any] = field(default_factory=dict)  # "data", "config", "train", "eval", "search" -> tab
+
+
+def note(lang: str, kind: str, text: str) -> str:
+    """A message with its kind as a bold word ("Error: ...", "오류: ..."), not an emoji some fonts lack."""
+    return f"**{t(lang, 'word.' + kind)}:** {text}"
