@@ -81,5 +81,12 @@ def create_app(ctx: AppContext) -> gr.Blocks:
 
 
 def launch_kwargs(ctx: AppContext) -> dict[str, Any]:
-    """Arguments for demo.launch(): CSS, upload limit, and which folders may be served."""
+    """Arguments for demo.launch(): CSS, upload limit, and which folders may be served.
+
+    A hosted app serves nothing from its workspace (configs, snapshots, other visitors' data): downloads are
+    copied to a private temporary folder first (AppContext.servable), and Gradio serves those by hash.
+    """
+    if ctx.hosted:
+        return {"css": CSS, "max_file_size": f"{ctx.max_upload_mb}mb", "allowed_paths": [],
+                "blocked_paths": [str(ctx.workspace)]}
     return {"css": CSS, "max_file_size": f"{ctx.max_upload_mb}mb", "allowed_paths": [str(ctx.workspace)]}

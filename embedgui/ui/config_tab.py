@@ -19,8 +19,9 @@ import gradio as gr
 
 from ..engine import config as cfg
 from ..engine.config import Config, ConfigError, config_from_dict, load_config
+from ..engine.paths import inside
 from .base import UI
-from .context import SAMPLE_PAIRS, AppContext, inside
+from .context import SAMPLE_PAIRS, AppContext
 from .i18n import field_info, field_label, t
 
 log = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ class ConfigTab:
             if config is None:
                 return {self.download: None, self.validation: validation_markdown(lang, errors)}
             save_config(ctx, config)
-            return {self.download: str(ctx.config_path), self.validation: validation_markdown(lang, [])}
+            return {self.download: ctx.servable(ctx.config_path), self.validation: validation_markdown(lang, [])}
 
         self.save_btn.click(save, [lang, *self.fields], [self.download, self.validation])
 

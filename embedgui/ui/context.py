@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.paths import PathRefused, resolve_user_path
 from ..engine.runner import Run
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 SAMPLE_PAIRS = ASSETS / "sample_pairs.jsonl"
 SAMPLE_GLOSSARY = ASSETS / "sample_glossary.csv"
+# fields that may name a Hub repository instead of a local folder
+MODEL_FIELDS = {"model_id", "tokenizer_id", "model", "base"}
 
 
 @dataclass
@@ -49,17 +54,30 @@ class AppContext:
         return [self.workspace, ASSETS]
 
     def refuse_path(self, value: str | None, name: str) -> str | None:
-        """Hosted mode: a local file or folder outside the app's folders is refused (hub ids pass)."""
+        """Hosted mode: a path outside the app's folders is refused, judged as the loaders will resolve it
+        (beside the workspace config, after `~`, `..` and links); Hub ids pass for model fields."""
         text = (value or "").strip()
         if not self.hosted or not text:
             return None
-        path = Path(text).expanduser()  # the loaders expand ~ too
-        local = path.is_absolute() or path.exists() or text.startswith((".", "~"))
-        if not local:
-            return None  # a hub id such as sentence-transformers/all-MiniLM-L6-v2
-        if any(inside(path, root) for root in self.allowed_roots):
-            return None
-        return f"{name}: {value} is outside the app's folders; upload the file or pick a run from the list."
+        try:
+            resolve_user_path(text, self.workspace, roots=self.allowed_roots, field=name,
+                              hub_ok=name in MODEL_FIELDS)
+        except PathRefused as e:
+            return str(e)
+        return None
+
+    def servable(self, path: str | os.PathLike) -> str:
+        """A file to hand to one visitor's download box. A hosted app serves nothing from its workspace
+        (launch_kwargs blocks it), so the file is copied to a private temporary folder first."""
+        if not self.hosted:
+            return str(path)
+        folder = Path(tempfile.mkdtemp(prefix="embedgui-dl-"))
+        return shutil.copy2(path, folder / Path(path).name)
+
+    def export_dir(self) -> Path:
+        """Where model zips are written: the workspace's exports folder, or a private temporary folder when
+        hosted (so one visitor's export is never listed or served to another)."""
+        return Path(tempfile.mkdtemp(prefix="embedgui-export-")) if self.hosted else self.workspace / "exports"
 
     def trained_models(self) -> list[str]:
         """Run folders that hold a saved model (newest first, as the run list)."""
@@ -67,11 +85,3 @@ class AppContext:
 
         return [r.path for r in list_runs(self.runs_dir) if r.has_model]
 
-
-def inside(path: Path, root: Path) -> bool:
-    """Whether path (after resolving links and ..) lies under root."""
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False

@@ -181,7 +181,7 @@ class DataTab:
             config.data.eval_split = 0.0  # the composed eval file replaces the random split
         save_config(ctx, config)
         cfg = tabs["config"]
-        updates = {self.report: compose_summary(report, lang), self.download: report.output_path,
+        updates = {self.report: compose_summary(report, lang), self.download: ctx.servable(report.output_path),
                    self.current: report.output_path, cfg.field("data.pairs_path"): report.output_path,
                    cfg.field("data.eval_path"): eval_out or "", tabs["eval"].pairs: eval_out or report.output_path,
                    tabs["search"].corpus: report.output_path}

@@ -373,10 +373,10 @@ class TrainTab:
         if folder is None:
             return {self.runs_message: problem}
         try:
-            path = runs.export_zip(folder, self.ui.ctx.workspace / "exports")
+            path = runs.export_zip(folder, self.ui.ctx.export_dir())
         except runs.RunsError as e:
             return {self.runs_message: note(lang, "error", str(e))}
-        return {self.zip_file: str(path), self.runs_message: note(lang, "ok", f"`{path}`")}
+        return {self.zip_file: self.ui.ctx.servable(path), self.runs_message: note(lang, "ok", f"`{path.name}`")}
 
     def push(self, lang: str, name: str | None, repo: str, private: bool, token: str) -> dict:
         folder, problem = self._model_folder(lang, name)

@@ -1,0 +1,90 @@
+"""Hosted mode as an attacker tries it: files outside the workspace, existence probes, and the served files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from embedgui.engine.config import Config
+from embedgui.ui import config_tab as ct
+from embedgui.ui.context import AppContext
+
+
+@pytest.fixture()
+def secret(tmp_path) -> Path:
+    folder = tmp_path / "secret"
+    folder.mkdir()
+    path = folder / "secret.jsonl"
+    path.write_text('{"anchor": "password", "positive": "hunter2"}\n' * 4)
+    return path
+
+
+def test_relative_path_escaping_the_workspace_is_refused(tmp_path, secret, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the reported hole: "data" exists in the workspace, not in the cwd
+    ctx = AppContext.create(tmp_path / "app" / "ws", hosted=True)
+    config = Config()
+    config.output.save_dir = str(ctx.runs_dir)
+    config.data.pairs_path = "data/../../../secret/secret.jsonl"
+    config.data.eval_split = 0.5
+    problems = ct.hosted_problems(config, ctx)
+    assert any(p.startswith("data.pairs_path:") and "outside the app's folders" in p for p in problems), problems
+
+
+def test_a_link_inside_the_workspace_is_refused(tmp_path, secret):
+    ctx = AppContext.create(tmp_path / "ws", hosted=True)
+    os.symlink(secret, ctx.data_dir / "innocent.jsonl")
+    assert ctx.refuse_path(str(ctx.data_dir / "innocent.jsonl"), "data.pairs_path")
+    assert ctx.refuse_path("data/innocent.jsonl", "corpus")
+
+
+def test_refusals_do_not_reveal_what_exists(tmp_path, secret):
+    ctx = AppContext.create(tmp_path / "ws", hosted=True)
+    there = ctx.refuse_path(str(secret), "corpus")
+    missing = ctx.refuse_path(str(secret.with_name("nothing.jsonl")), "corpus")
+    assert there and missing and there.replace("secret.jsonl", "X") == missing.replace("nothing.jsonl", "X")
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except urllib.error.URLError:
+        return 0  # not listening yet
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hosted", [True, False])
+def test_hosted_app_serves_nothing_from_its_workspace(tmp_path, hosted):
+    import socket
+
+    workspace = tmp_path / "ws"
+    (workspace / "runs" / "someone").mkdir(parents=True)
+    secret = workspace / "runs" / "someone" / "eval_pairs.jsonl"
+    secret.write_text('{"anchor": "a", "positive": "b"}\n')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    args = [sys.executable, "launch.py", "--port", str(port), "--workspace", str(workspace)]
+    proc = subprocess.Popen(args + (["--hosted"] if hosted else []), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while _get(f"http://127.0.0.1:{port}/") != 200:
+            assert proc.poll() is None and time.time() < deadline, "the app did not start"
+            time.sleep(0.5)
+        status = _get(f"http://127.0.0.1:{port}/gradio_api/file={secret}")
+        assert status == (403 if hosted else 200)
+    finally:
+        proc.terminate()
+        proc.wait(30)
