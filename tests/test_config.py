@@ -108,3 +108,16 @@ def test_best_metric_and_keep_best_are_checked():
     assert any(e.startswith("output.keep_best: needs eval data") for e in info.value.errors)
     ok = config_from_dict({"output": {"best_metric": "NDCG@10", "keep_best": True}, "data": {"eval_split": 0.1}})
     assert ok.output.best_metric == "ndcg@10"
+
+
+def test_non_utf8_byte_is_one_sentence_with_its_offset(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes(b'{\n  "model_id": "caf\xe9"\n}')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: byte 20 (line 2) is 0xe9") and "save the file as UTF-8" in message
+    assert "\n" not in message
+    path.write_bytes(b'\xef\xbb\xbf{"model_id": "caf\xe9"}')  # after a byte-order mark the offset still counts it
+    with pytest.raises(ConfigError, match=r"byte 20 \(line 1\) is 0xe9"):
+        load_config(path)

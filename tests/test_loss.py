@@ -63,3 +63,27 @@ def test_half_precision_inputs_give_finite_loss():
     a = unit(torch.randn(8, 16)).half()
     out = info_nce(a, a, 0.01)
     assert torch.isfinite(out.loss) and out.loss.dtype == torch.float32
+
+
+def test_loss_object_takes_the_model_and_a_collated_batch():
+    from embedgui.engine.loss import InfoNCELoss
+
+    torch.manual_seed(0)
+    vectors = unit(torch.randn(5, 8))
+    batch = {  # an identity "model": the batch already holds the embeddings
+        "anchor": vectors[:3] + 0.05, "candidates": vectors,
+        "anchor_ids": torch.tensor([0, 1, 2]), "positive_ids": torch.tensor([3, 3, 4]),
+        "candidate_ids": torch.tensor([3, 3, 4, 5, 3]), "candidate_rows": torch.tensor([0, 1, 2, -1, -1]),
+    }
+    loss = InfoNCELoss(temperature=0.1)
+    out = loss(lambda x: unit(x), batch)
+    mask = false_negative_mask(batch["anchor_ids"], batch["positive_ids"], batch["candidate_ids"],
+                               batch["candidate_rows"])
+    expected = info_nce(unit(batch["anchor"]), unit(vectors), 0.1, mask)
+    assert torch.equal(out.loss, expected.loss) and float(out.accuracy) == float(expected.accuracy)
+    assert mask[0].tolist() == [False, True, False, False, True]  # the duplicates of row 0's positive
+    assert "scale=10" in repr(loss)
+    # the trainer runs the loss under autocast; the logits still come out in full float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = loss(lambda x: unit(x), batch)
+    assert under_autocast.logits.dtype == torch.float32 and torch.allclose(under_autocast.loss, out.loss)

@@ -128,10 +128,10 @@ def test_resume_without_snapshot_is_a_clear_error(tiny_bert, tmp_path):
 
 
 def test_nan_loss_stops_with_advice_and_keeps_last_good_snapshot(tiny_bert, tmp_path, monkeypatch):
-    from embedgui.engine import trainer as trainer_module
+    from embedgui.engine import loss as loss_module
 
     calls = {"n": 0}
-    real = trainer_module.info_nce
+    real = loss_module.info_nce
 
     def poisoned(*args, **kwargs):
         out = real(*args, **kwargs)
@@ -140,7 +140,7 @@ def test_nan_loss_stops_with_advice_and_keeps_last_good_snapshot(tiny_bert, tmp_
             out.loss = out.loss * float("nan")
         return out
 
-    monkeypatch.setattr(trainer_module, "info_nce", poisoned)
+    monkeypatch.setattr(loss_module, "info_nce", poisoned)
     cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 5})
     with pytest.raises(TrainingError) as info:
         Trainer(cfg).fit()
@@ -310,7 +310,8 @@ def test_stop_before_the_first_step_leaves_the_old_run_as_it_was(tiny_bert, tmp_
 
 
 def test_max_length_beyond_the_model_is_capped(tiny_bert, tmp_path):
-    long_rows = [{"anchor": "the model " * 80, "positive": "a vector of text " * 80} for _ in range(8)]
+    long_rows = [{"anchor": f"{i} " + "the model " * 80, "positive": f"{i} " + "a vector of text " * 80}
+                 for i in range(8)]
     (tmp_path / "long.jsonl").write_text("".join(json.dumps(r) + "\n" for r in long_rows))
     cfg = make_config(tiny_bert, tmp_path, train={"max_length": 512, "steps_per_epoch": 1},
                       data={"pairs_path": str(tmp_path / "long.jsonl")})

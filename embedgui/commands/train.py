@@ -23,8 +23,8 @@ class ProgressBar(Callback):
     def on_train_begin(self, state: TrainState) -> None:
         from tqdm import tqdm
 
-        print(f"device {state.device}, precision {state.precision}, {state.max_steps} steps -> {state.run_dir}",
-              file=sys.stderr)
+        print(f"device {state.device}, precision {state.precision} ({state.precision_reason}), {state.max_steps} "
+              f"steps -> {state.run_dir}", file=sys.stderr)
         self.bar = tqdm(total=state.max_steps, initial=state.step, unit="step", dynamic_ncols=True)
 
     def on_log(self, state: TrainState, logs: dict[str, float]) -> None:

@@ -25,13 +25,36 @@ class TrainState:
     run_dir: str = ""
     message: str = ""
     started_at: float = 0.0
+    precision_reason: str = ""  # why this precision, e.g. "auto: this GPU supports bfloat16"
+    hard_negatives_per_row: float = 0.0  # mean hard negatives per training row actually used
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass
+class TrainerControl:
+    """What callbacks may ask of the loop (transformers' TrainerControl.should_training_stop); read between steps.
+
+    A stop asked here ends the run as the Stop button does: a snapshot and the model are saved, status "stopped".
+    """
+
+    should_stop: bool = False
+    reason: str = ""
+
+    def stop(self, reason: str) -> None:
+        """Ask the run to stop after the current step; the reason ends up in the run's final message."""
+        self.should_stop, self.reason = True, reason
+
+
 class Callback:
-    """Override the hooks you need; the trainer calls them in its own thread."""
+    """Override the hooks you need; the trainer calls them in its own thread.
+
+    `self.control` is set by the trainer when fit() starts: a hook may call `self.control.stop("why")` (a time
+    budget, early stopping).
+    """
+
+    control: TrainerControl
 
     def on_train_begin(self, state: TrainState) -> None:
         pass

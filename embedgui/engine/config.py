@@ -252,10 +252,17 @@ def load_config(path: str | os.PathLike) -> Config:
     """Read config.json; errors name the file, and the line for JSON syntax errors."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(["file not found; check the path or create one from assets/config.example.json"],
                           str(path)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        offset = e.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)  # utf-8-sig counts after the BOM
+        line = raw[:offset].count(b"\n") + 1
+        raise ConfigError([f"byte {offset} (line {line}) is 0x{raw[offset]:02x}, which is not UTF-8 text "
+                           f"({e.reason}); save the file as UTF-8"], str(path)) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

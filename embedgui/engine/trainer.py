@@ -1,41 +1,50 @@
 """The training loop: one Trainer used by the CLI and the GUI.
 
-config -> data + model on the best device -> InfoNCE steps with mixed precision, accumulation, clipping and a
-warmup/decay schedule -> callbacks (logs, evals) -> resumable snapshots -> the final model in Hugging Face and
-sentence-transformers format, metrics.jsonl and a summary in output.save_dir/output.save_name.
+config -> data + model on the best device -> loss steps (InfoNCE unless another loss object is given) with mixed
+precision, accumulation, clipping and a warmup/decay schedule -> callbacks (logs, evals, stop requests) ->
+resumable snapshots -> the final model in Hugging Face and sentence-transformers format, metrics.jsonl and a
+summary in output.save_dir/output.save_name.
+
+fit() is a short loop over named steps: _set_up, _optimizer_step, _after_step (log, evaluate and keep the best,
+periodic snapshot), _finish; every error ends the run through _fail.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import random
 import shutil
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .callbacks import Callback, JsonlCallback, TrainState
+from .callbacks import Callback, JsonlCallback, TrainerControl, TrainState, read_metrics
 from .config import Config, ConfigError
-from .data import (
-    Pair,
-    PairCollator,
-    batches_per_pass,
-    count_pairs,
-    find_pairs_path,
-    make_loader,
-    read_pairs,
-    split_pairs,
+from .data import PairCollator, batches_per_pass, make_loader, write_pairs
+from .device import Precision, precision_for_resume, resolve_device
+from .files import SaveError, atomic_write_text, save_error
+from .loss import InfoNCELoss, LossOutput
+from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config
+from .optimization import build_optimizer, build_scheduler, seed_everything
+from .snapshots import (
+    BEST_NAME,
+    SNAPSHOT_DIR,
+    latest_snapshot,
+    read_meta,
+    restore_snapshot,
+    rng_state,
+    save_best,
+    save_snapshot,
+    truncate_metrics,
 )
-from .device import Precision, resolve_device, resolve_precision
-from .loss import false_negative_mask, info_nce
-from .modeling import Embedder, load_embedder_from_config
+from .train_data import TrainingData, load_training_data, log_negative_stats, nothing_to_learn
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +52,9 @@ CONFIG_NAME = "train_config.json"  # config.json in the run folder belongs to th
 EVAL_SPLIT_NAME = "eval_pairs.jsonl"  # the held-out rows of data.eval_split, so a run can be scored again later
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "metrics_summary.json"
-SNAPSHOT_DIR = "checkpoints"
-BEST_NAME = "best_model.pt"
+
+__all__ = ["BEST_NAME", "CONFIG_NAME", "EVAL_SPLIT_NAME", "METRICS_NAME", "SNAPSHOT_DIR", "SUMMARY_NAME",
+           "TrainResult", "Trainer", "TrainingError", "build_optimizer", "latest_snapshot", "seed_everything"]
 
 
 class TrainingError(RuntimeError):
@@ -60,396 +70,376 @@ class TrainResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy as np
+@dataclass
+class _Window:
+    """Loss and accuracy summed on the device since the last log row; read once per row (nanoGPT's habit)."""
 
-        np.random.seed(seed % 2**32)
-    except ImportError:
-        pass
+    loss: torch.Tensor | None = None
+    acc: torch.Tensor | None = None
+    n: int = 0  # micro-batches
+    samples: int = 0
+    start: float = field(default_factory=time.perf_counter)
 
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    def add(self, out: LossOutput, samples: int) -> None:
+        loss = out.loss.detach().float()
+        acc = torch.as_tensor(out.accuracy, dtype=torch.float32, device=loss.device)
+        self.loss = loss if self.loss is None else self.loss + loss
+        self.acc = acc if self.acc is None else self.acc + acc
+        self.n += 1
+        self.samples += samples
 
 
-def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
-    """The newest complete snapshot folder (half-written ones end in .tmp and are never chosen)."""
-    root = Path(run_dir) / SNAPSHOT_DIR
-    done = sorted(p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
-    return done[-1] if done else None
+@dataclass
+class _Job:
+    """What one fit() builds and changes; the named steps read and update it instead of a dozen locals."""
 
+    device: torch.device
+    precision: Precision
+    data: TrainingData
+    batch_size: int  # train.batch_size capped at the row count
+    accum: int
+    steps_per_epoch: int
+    metrics_path: Path
+    resumed_from: Path | None = None
+    model: Embedder | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: Any = None
+    scaler: torch.amp.GradScaler | None = None
+    batches: Iterator[dict[str, Any]] | None = None
+    data_key: dict[str, Any] = field(default_factory=dict)  # what the data position means (checked on resume)
+    consumed: int = 0  # batches drawn from the loader since the run began
+    best: float | None = None
+    steps_here: int = 0  # optimizer steps taken in this process
+    phase: str = "set-up"  # set-up | train | eval: for the out-of-memory message
+    step_start_consumed: int = 0  # the data position and RNG state where the current step began: a failed step
+    step_rng: dict[str, Any] | None = None  # saves its snapshot from there
+    # A fresh run in a used folder clears the old run's curve, snapshots and best weights only once it has
+    # trained a step: Start pressed by mistake and stopped at once leaves the old run as it was.
+    old_folder_pending: bool = True
+    status: str = "finished"
+    lr: float = 0.0
+    grad_norm: torch.Tensor | None = None
+    window: _Window = field(default_factory=_Window)
 
-def _lr_lambda(kind: str, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup  # the first step already gets a small, non-zero learning rate
-        if kind == "constant":
-            return 1.0
-        progress = (step - warmup) / max(1, total - warmup)
-        if kind == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-        return max(0.0, 1.0 - progress)
+    @property
+    def good_state(self) -> bool:
+        """Something worth a snapshot: a step trained here, or the snapshot this run resumed from."""
+        return self.steps_here > 0 or self.resumed_from is not None
 
-    return factor
-
-
-def build_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
-    """AdamW/Adam/SGD with no weight decay on biases and normalisation weights (the usual BERT recipe)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-    groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    name, lr = config.optim.name, config.optim.lr
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr)
-    return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+    @property
+    def autocast(self) -> dict[str, Any]:
+        dtype = self.precision.autocast_dtype
+        return {"device_type": self.device.type, "dtype": dtype, "enabled": dtype is not None}
 
 
 class Trainer:
-    """Runs one training job described by a Config; `fit(stop_event)` is safe to call from a background thread."""
+    """Runs one training job described by a Config; `fit(stop_event)` is safe to call from a background thread.
 
-    def __init__(self, config: Config, callbacks: list[Callback] | None = None):
+    loss: an object called as loss(model, batch) -> LossOutput (see embedgui.engine.loss); InfoNCELoss with
+    config.train.temperature when None.
+    """
+
+    def __init__(self, config: Config, callbacks: list[Callback] | None = None, loss: Callable | None = None):
         errors = config.validate()
         if errors:
             raise ConfigError(errors)
         self.config = config
         self.callbacks = list(callbacks or [])
+        self.loss = loss if loss is not None else InfoNCELoss(config.train.temperature)
         self.state = TrainState(epochs=config.train.epochs)
+        self.control = TrainerControl()
         self.run_dir = config.run_dir
+        self.data_info: dict[str, Any] = {}
+        self._job: _Job | None = None
+        self._ended = False
+
+    # -- the loop --------------------------------------------------------------------------------------------
+    def fit(self, stop_event: threading.Event | None = None) -> TrainResult:
+        """Train to the end, or until stop_event is set or a callback asks to stop (then a snapshot is saved)."""
+        stop_event = stop_event or threading.Event()
+        self.control = TrainerControl()
+        try:
+            job = self._set_up()
+            self._attach_control()
+            self.state.status = "running"
+            self._emit("on_train_begin")
+            while self.state.step < self.state.max_steps:
+                if stop_event.is_set() or self.control.should_stop:
+                    job.status = "stopped"
+                    break
+                self._optimizer_step(job)
+                self._after_step(job)
+            return self._finish(job)
+        except Exception as e:
+            error = self._fail(e)
+            if error is e:
+                raise
+            raise error from e
 
     # -- callbacks -------------------------------------------------------------------------------------------
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self.state, *args)
 
-    # -- set-up ----------------------------------------------------------------------------------------------
-    def _load_data(self) -> tuple[list[Pair] | Path, int, list[Pair]]:
-        """Training source (rows in memory, or the path when streaming), its row count, and eval rows."""
-        c = self.config
-        path = find_pairs_path(c.data.pairs_path, c.base_dir)
-        eval_rows: list[Pair] = []
-        if c.data.eval_path:
-            eval_path = find_pairs_path(c.data.eval_path, c.base_dir, "data.eval_path")
-            eval_rows, _ = read_pairs(eval_path, c.data.skip_invalid)
-        if c.data.stream:
-            n, skipped = count_pairs(path, c.data.skip_invalid)
-            source: list[Pair] | Path = path
-        else:
-            rows, skipped = read_pairs(path, c.data.skip_invalid)
-            if c.data.eval_split and not c.data.eval_path:
-                rows, eval_rows = split_pairs(rows, c.data.eval_split, c.seed)
-            source, n = rows, len(rows)
-        if skipped:
-            log.warning("Skipped %d invalid line(s) in %s (data.skip_invalid is on); first: %s", len(skipped), path,
-                        skipped[0])
-        log.info("Training data: %s, %d rows%s; eval rows: %d", path, n, " (streamed)" if c.data.stream else "",
-                 len(eval_rows))
-        self.data_info = {"pairs_path": str(path), "rows": n, "skipped_invalid": len(skipped),
-                          "eval_rows": len(eval_rows)}
-        return source, n, eval_rows
+    def _attach_control(self) -> None:
+        for cb in self.callbacks:
+            cb.control = self.control
 
-    def _evaluate(self, model: Embedder, eval_rows: list[Pair], precision: Precision) -> dict[str, float]:
-        from .evaluate import evaluate_pairs
+    def _end(self) -> None:
+        """on_train_end, exactly once however the run ends."""
+        if not self._ended:
+            self._ended = True
+            self._emit("on_train_end")
 
-        def encode(texts: list[str]) -> torch.Tensor:
-            return model.encode(texts, batch_size=self.config.train.batch_size,
-                                autocast_dtype=precision.autocast_dtype)
-
-        return evaluate_pairs(encode, eval_rows)
-
-    # -- snapshots -------------------------------------------------------------------------------------------
-    def _save_snapshot(self, model: Embedder, optimizer, scheduler, scaler, consumed: int, extra: dict,
-                       rng: dict | None = None) -> Path:
-        """model + optimizer + scheduler + scaler + RNG + data position, written to a .tmp folder then renamed."""
-        root = self.run_dir / SNAPSHOT_DIR
-        final = root / f"step-{self.state.step:08d}"
-        tmp = root / (final.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        torch.save(model.state_dict(), tmp / "model.pt")
-        torch.save({
-            "step": self.state.step, "consumed_batches": consumed, "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-            "rng": rng or _rng_state(), "extra": extra,
-        }, tmp / "trainer_state.pt")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)  # atomic: resume only ever sees complete snapshots
-        keep = self.config.output.keep_snapshots
-        done = sorted(p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
-        for old in done[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        self._emit("on_save", str(final))
-        return final
-
-    def _restore(self, snapshot: Path, model: Embedder, optimizer, scheduler, scaler) -> tuple[int, dict]:
-        model.load_state_dict(torch.load(snapshot / "model.pt", map_location=model.device))
-        state = torch.load(snapshot / "trainer_state.pt", map_location="cpu", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler and state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
-        self.state.step = state["step"]
-        return state["consumed_batches"], state.get("extra", {})
-
-    def _truncate_metrics(self, path: Path, step: int) -> None:
-        """Drop rows logged after the snapshot: the resumed run logs those steps again."""
-        if not path.exists():
-            return
-        rows = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and _row_step(line) <= step]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, path)
-
-    # -- the loop --------------------------------------------------------------------------------------------
-    def fit(self, stop_event: threading.Event | None = None) -> TrainResult:
-        """Train to the end, or until stop_event is set (then a snapshot is saved); returns what happened."""
-        c = self.config
-        stop_event = stop_event or threading.Event()
-        state = self.state
+    # -- set-up: device, precision, data, model, optimizer, resume ------------------------------------------
+    def _set_up(self) -> _Job:
+        c, state = self.config, self.state
         state.status, state.started_at, state.run_dir = "starting", time.time(), str(self.run_dir)
         device = resolve_device(c.device)
         if device.type == "mps":
             os.environ.setdefault("PYTORCH_MPS_HIGH_WATERMARK_RATIO", "0.0")
-        precision = resolve_precision(c.dtype, device)
-        state.device, state.precision = str(device), precision.name
-        log.info("Device %s, precision %s (%s)", device, precision.name, precision.reason)
-
         snapshot = latest_snapshot(self.run_dir) if c.train.resume else None
         if c.train.resume and snapshot is None:
             raise TrainingError(f"Cannot resume: no snapshot in {self.run_dir / SNAPSHOT_DIR}; start without resume "
                                 "(or check output.save_dir and output.save_name).")
+        meta = read_meta(snapshot) if snapshot else {}
+        precision = precision_for_resume(c.dtype, device, meta.get("precision"), meta.get("device"))
+        state.device, state.precision, state.precision_reason = str(device), precision.name, precision.reason
+        log.info("Device %s, precision %s (%s)", device, precision.name, precision.reason)
+
         seed_everything(c.seed)
-        source, n_rows, eval_rows = self._load_data()
+        data = load_training_data(c)
+        self.data_info = {**data.info, "hard_negatives_per_row": data.negatives.summary()}
+        batch_size = c.train.batch_size
+        if batch_size > data.rows:
+            log.warning("train.batch_size %d is more than the %d training rows; using batches of %d.", batch_size,
+                        data.rows, data.rows)
+            batch_size = data.rows
+        problem = nothing_to_learn(data, batch_size)
+        if problem:
+            raise TrainingError(problem)
+        state.hard_negatives_per_row = log_negative_stats(data.negatives)
+        accum = c.train.grad_accum_steps
+        steps_per_epoch = c.train.steps_per_epoch or max(1, batches_per_pass(data.rows, batch_size) // accum)
+        state.max_steps = steps_per_epoch * c.train.epochs
+        if snapshot is not None and meta["step"] >= state.max_steps:
+            raise TrainingError(f"Nothing to resume: the run in {self.run_dir} finished at step {meta['step']}/"
+                                f"{state.max_steps}. Start a new run without resume, or raise train.epochs to "
+                                "train further.")
+        self._check_writable()  # before the model: a wrong folder should not cost a minute of loading
+
+        job = self._job = _Job(device, precision, data, batch_size, accum, steps_per_epoch,
+                               self.run_dir / METRICS_NAME, resumed_from=snapshot,
+                               old_folder_pending=snapshot is None)
+        job.model = self._load_model(device)
+        if hasattr(self.loss, "to"):
+            self.loss.to(device)  # a loss with its own weights or buffers
+        job.optimizer = build_optimizer(job.model, c)
+        job.scheduler = build_scheduler(job.optimizer, c, state.max_steps)
+        job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
+        job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
+                        "rows": data.rows, "seed": c.seed}
+        if snapshot is not None:
+            self._resume(job, snapshot)
+        if data.eval_rows and c.data.eval_split and not c.data.eval_path:
+            write_pairs(self.run_dir / EVAL_SPLIT_NAME, data.eval_rows)
+        if c.output.save_metrics and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
+            self.callbacks.append(JsonlCallback(job.metrics_path))
+        # The collator cuts texts at the model's real limit (train.max_length capped to its position table).
+        collator = PairCollator(job.model.tokenizer, job.model.max_length, c.train.pad_to_multiple_of,
+                                c.data.max_hard_negatives)
+        loader = make_loader(data.source, collator, batch_size=batch_size, seed=c.seed, shuffle=c.data.shuffle,
+                             start_batch=job.consumed, num_workers=c.train.num_workers,
+                             pin_memory=device.type == "cuda", shuffle_buffer=c.data.shuffle_buffer,
+                             skip_invalid=c.data.skip_invalid)
+        job.batches = iter(loader)
+        job.step_start_consumed = job.consumed
+        state.epoch = min(state.step // steps_per_epoch + 1, c.train.epochs)
+        return job
+
+    def _check_writable(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.run_dir):
+                pass
+        except OSError as e:
+            raise TrainingError(f"Cannot write to the output folder {self.run_dir} ({e.strerror or e}); choose "
+                                "another output.save_dir, or make the folder writable.") from None
+
+    def _load_model(self, device: torch.device) -> Embedder:
+        c = self.config
         model = load_embedder_from_config(c, for_training=True)
         model.to(device)
-        if c.train.grad_checkpointing:
-            backbone = model.backbone
-            if getattr(backbone, "supports_gradient_checkpointing", False):
-                # transformers 5 renamed it; non-reentrant checkpointing works with inputs that need no grad
-                if hasattr(backbone, "activation_checkpointing_enable"):
-                    backbone.activation_checkpointing_enable({"use_reentrant": False})
-                else:
-                    backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            else:
-                log.warning("train.grad_checkpointing: this model does not support it; training without.")
+        if c.train.grad_checkpointing and not enable_gradient_checkpointing(model):
+            log.warning("train.grad_checkpointing: this model does not support it; training without.")
         model.train()
-
-        per_pass = batches_per_pass(n_rows, c.train.batch_size)
-        accum = c.train.grad_accum_steps
-        steps_per_epoch = c.train.steps_per_epoch or max(1, per_pass // accum)
-        state.max_steps = steps_per_epoch * c.train.epochs
-        optimizer = build_optimizer(model, c)
-        warmup = int(c.optim.warmup_ratio * state.max_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(c.optim.scheduler, warmup,
-                                                                             state.max_steps))
-        scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
-
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        metrics_path = self.run_dir / METRICS_NAME
-        consumed, extra = 0, {}
-        # What the data position means; a resume with other values would see other batches.
-        data_key = {"batch_size": c.train.batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
-                    "rows": n_rows, "seed": c.seed}
-        if snapshot is not None:
-            consumed, extra = self._restore(snapshot, model, optimizer, scheduler, scaler)
-            changed = {k: (v, data_key[k]) for k, v in extra.get("data", {}).items() if data_key.get(k) != v}
-            if changed:
-                log.warning("Resuming with changed data settings %s (snapshot value, now): the batches after the "
-                            "snapshot differ from an uninterrupted run.", changed)
-            self._truncate_metrics(metrics_path, state.step)
-            c.save(self.run_dir / CONFIG_NAME)
-            log.info("Resumed from %s (step %d)", snapshot, state.step)
-        if eval_rows and c.data.eval_split and not c.data.eval_path:
-            _write_pairs(eval_rows, self.run_dir / EVAL_SPLIT_NAME)
-        if c.output.save_metrics and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
-            self.callbacks.append(JsonlCallback(metrics_path))
-        best = extra.get("best")
-
-        # The collator cuts texts at the model's real limit (train.max_length capped to its position table).
         if model.max_length < c.train.max_length:
             log.warning("train.max_length %d is more than this model takes; using %d.", c.train.max_length,
                         model.max_length)
-        collator = PairCollator(model.tokenizer, model.max_length, c.train.pad_to_multiple_of,
-                                c.data.max_hard_negatives)
-        loader = make_loader(source, collator, batch_size=c.train.batch_size, seed=c.seed, shuffle=c.data.shuffle,
-                             start_batch=consumed, num_workers=c.train.num_workers,
-                             pin_memory=device.type == "cuda", shuffle_buffer=c.data.shuffle_buffer,
-                             skip_invalid=c.data.skip_invalid)
-        batches = iter(loader)
-        state.epoch = min(state.step // steps_per_epoch + 1, c.train.epochs)
-        state.status = "running"
-        self._emit("on_train_begin")
+        return model
 
-        def snapshot_now(at_consumed: int, rng: dict | None = None) -> Path:
-            return self._save_snapshot(model, optimizer, scheduler, scaler, at_consumed,
-                                       {"best": best, "data": data_key}, rng)
+    def _resume(self, job: _Job, snapshot: Path) -> None:
+        step, job.consumed, extra = restore_snapshot(snapshot, job.model, job.optimizer, job.scheduler, job.scaler)
+        self.state.step = step
+        changed = {k: (v, job.data_key[k]) for k, v in extra.get("data", {}).items() if job.data_key.get(k) != v}
+        if changed:
+            log.warning("Resuming with changed data settings %s (snapshot value, now): the batches after the "
+                        "snapshot differ from an uninterrupted run.", changed)
+        job.best = extra.get("best")
+        truncate_metrics(job.metrics_path, step)
+        self._save_config()
+        log.info("Resumed from %s (step %d)", snapshot, step)
 
-        window: dict[str, float] = {"loss": 0.0, "acc": 0.0, "n": 0, "samples": 0}
-        window_start = time.perf_counter()
-        status = "finished"
-        # A fresh run in a used folder clears the old run's curve, snapshots and best weights only once it has
-        # trained a step: Start pressed by mistake and stopped at once leaves the old run as it was.
-        old_folder_pending = snapshot is None
-        steps_here, phase, lr, grad_norm = 0, "train", 0.0, 0.0
-        step_start_consumed, step_rng = consumed, _rng_state()
-        autocast = {"device_type": device.type, "dtype": precision.autocast_dtype,
-                    "enabled": precision.autocast_dtype is not None}
-        try:
-            while state.step < state.max_steps:
-                if stop_event.is_set():
-                    status = "stopped"
-                    if window["n"]:  # the steps since the last log row still get their point on the chart
-                        self._emit("on_log", self._window_logs(window, window_start, accum, lr, grad_norm))
-                    break
-                phase, step_start_consumed, step_rng = "train", consumed, _rng_state()
-                good_state = steps_here > 0 or snapshot is not None  # something worth a snapshot
-                optimizer.zero_grad(set_to_none=True)
-                for _ in range(accum):
-                    batch = next(batches)
-                    consumed += 1
-                    anchor = {k: v.to(device, non_blocking=True) for k, v in batch["anchor"].items()}
-                    cands = {k: v.to(device, non_blocking=True) for k, v in batch["candidates"].items()}
-                    with torch.autocast(**autocast):
-                        a = model(anchor)
-                        p = model(cands)
-                    mask = false_negative_mask(batch["anchor_ids"], batch["positive_ids"], batch["candidate_ids"],
-                                               batch["candidate_rows"]).to(device)
-                    out = info_nce(a, p, c.train.temperature, mask)
-                    if not torch.isfinite(out.loss):
-                        where = snapshot_now(step_start_consumed, step_rng) if good_state else None
-                        self._fail_non_finite("loss", out.loss.item(), where)
-                    (scaler.scale(out.loss / accum) if scaler else out.loss / accum).backward()
-                    window["loss"] += out.loss.item()
-                    window["acc"] += out.accuracy
-                    window["n"] += 1
-                    window["samples"] += batch["size"]
-                if scaler:
-                    scaler.unscale_(optimizer)
-                max_norm = c.optim.max_grad_norm or float("inf")
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
-                if not math.isfinite(grad_norm) and scaler is None:
-                    where = snapshot_now(step_start_consumed, step_rng) if good_state else None
-                    self._fail_non_finite("gradient norm", grad_norm, where)
-                lr = scheduler.get_last_lr()[0]  # the rate this step uses
-                if scaler:
-                    scaler.step(optimizer)  # skips the step when fp16 gradients overflowed, then lowers the scale
-                    scaler.update()
-                else:
-                    optimizer.step()
-                scheduler.step()
-                state.step += 1
-                steps_here += 1
-                step_start_consumed = consumed
-                state.epoch = min((state.step - 1) // steps_per_epoch + 1, c.train.epochs)
-                if old_folder_pending:
-                    self._clear_old_run(metrics_path)
-                    old_folder_pending = False
+    # -- one optimizer step: micro-batches, backward, clip, step ----------------------------------------------
+    def _optimizer_step(self, job: _Job) -> None:
+        state = self.state
+        job.phase, job.step_start_consumed, job.step_rng = "train", job.consumed, rng_state()
+        job.optimizer.zero_grad(set_to_none=True)
+        losses = []
+        for _ in range(job.accum):
+            batch = _to_device(next(job.batches), job.device)
+            job.consumed += 1
+            with torch.autocast(**job.autocast):
+                out = self.loss(job.model, batch)
+            scaled = out.loss / job.accum
+            (job.scaler.scale(scaled) if job.scaler else scaled).backward()
+            losses.append(out.loss.detach().float())
+            job.window.add(out, batch["size"])
+        if job.scaler:
+            job.scaler.unscale_(job.optimizer)
+        max_norm = self.config.optim.max_grad_norm or float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(job.model.parameters(), max_norm)
+        self._check_finite(job, torch.stack(losses), grad_norm)
+        job.lr, job.grad_norm = job.scheduler.get_last_lr()[0], grad_norm  # the rate this step uses
+        if job.scaler:
+            job.scaler.step(job.optimizer)  # skips the step when fp16 gradients overflowed, then lowers the scale
+            job.scaler.update()
+        else:
+            job.optimizer.step()
+        job.scheduler.step()
+        state.step += 1
+        job.steps_here += 1
+        job.step_start_consumed = job.consumed
+        state.epoch = min((state.step - 1) // job.steps_per_epoch + 1, self.config.train.epochs)
+        if job.old_folder_pending:
+            self._clear_old_run(job.metrics_path)
+            job.old_folder_pending = False
 
-                if state.step % c.train.log_every == 0 or state.step == state.max_steps:
-                    self._emit("on_log", self._window_logs(window, window_start, accum, lr, grad_norm))
-                    window = {"loss": 0.0, "acc": 0.0, "n": 0, "samples": 0}
-                    window_start = time.perf_counter()
-                last = state.step == state.max_steps
-                if eval_rows and ((c.train.eval_every and state.step % c.train.eval_every == 0) or last):
-                    phase = "eval"
-                    metrics = self._evaluate(model, eval_rows, precision)
-                    phase = "train"
-                    self._emit("on_evaluate", metrics)
-                    score = metrics.get(c.output.best_metric)
-                    if c.output.keep_best and score is not None and (best is None or score > best):
-                        best = score
-                        _atomic_torch_save(model.state_dict(), self.run_dir / BEST_NAME)
-                if c.train.save_every and state.step % c.train.save_every == 0 and not last:
-                    snapshot_now(consumed)
-        except torch.OutOfMemoryError as e:
-            state.status, state.message = "failed", _oom_message(device, state.step, phase)
-            optimizer.zero_grad(set_to_none=True)  # frees the partial gradients so the snapshot has room
-            if steps_here or snapshot is not None:
-                try:
-                    snapshot_now(step_start_consumed, step_rng if phase == "train" else None)
-                except (RuntimeError, OSError):
-                    log.exception("Could not save a snapshot after running out of memory")
-            self._emit("on_train_end")
-            raise TrainingError(state.message) from e
-        except TrainingError as e:
-            state.status, state.message = "failed", str(e)
-            self._emit("on_train_end")
-            raise
-        except OSError as e:  # disk full, folder removed, data file gone
-            state.status = "failed"
-            state.message = (f"A file operation failed during training ({e}); check free disk space and that "
-                             f"{self.run_dir} and the data file are still there, then resume.")
-            self._emit("on_train_end")
-            raise TrainingError(state.message) from e
-
-        if steps_here == 0:
-            state.status = "stopped"
-            state.message = f"stopped before the first step; {self.run_dir} was left as it was"
-            self._emit("on_train_end")
-            return TrainResult("stopped", state.step, state.max_steps, str(self.run_dir), {})
-        snapshot_now(consumed)
-        if status == "finished" and c.output.keep_best and (self.run_dir / BEST_NAME).exists():
-            model.load_state_dict(torch.load(self.run_dir / BEST_NAME, map_location=model.device))
-            log.info("Keeping the best model (%s = %.4f)", c.output.best_metric, best)
-        model.save(self.run_dir)
-        summary = self._summary(metrics_path, status, best)
-        if c.output.save_metrics:
-            (self.run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-        state.status = status
-        state.message = f"{status} at step {state.step}/{state.max_steps}; model saved in {self.run_dir}"
-        self._emit("on_train_end")
-        return TrainResult(status, state.step, state.max_steps, str(self.run_dir), summary)
-
-    def _window_logs(self, window: dict, start: float, accum: int, lr: float, grad_norm: float) -> dict[str, float]:
-        """One log row: loss and accuracy averaged over the batches since the last row, and the speed."""
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        return {"loss": window["loss"] / window["n"], "acc": window["acc"] / window["n"], "lr": lr,
-                "grad_norm": grad_norm, "samples_per_s": window["samples"] / elapsed,
-                "steps_per_s": window["n"] / accum / elapsed, "elapsed_s": time.time() - self.state.started_at}
-
-    def _clear_old_run(self, metrics_path: Path) -> None:
-        """Remove what a previous run left in this folder (its curve, snapshots, best weights); save our config."""
-        metrics_path.unlink(missing_ok=True)
-        (self.run_dir / BEST_NAME).unlink(missing_ok=True)
-        shutil.rmtree(self.run_dir / SNAPSHOT_DIR, ignore_errors=True)
-        self.config.save(self.run_dir / CONFIG_NAME)
-
-    def _fail_non_finite(self, what: str, value: float, where: Path | None) -> None:
+    def _check_finite(self, job: _Job, losses: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """The step's one wait for the device: a NaN/inf loss (or grad norm, without fp16's scaler) ends the run."""
+        finite = torch.isfinite(losses).all()
+        if job.scaler is None:  # with a scaler an overflowing fp16 gradient is normal: the scaler skips the step
+            finite = finite & torch.isfinite(grad_norm)
+        if bool(finite):
+            return
+        bad = losses[~torch.isfinite(losses)]
+        what, value = ("loss", bad[0].item()) if bad.numel() else ("gradient norm", grad_norm.item())
+        # The weights are still those before this step: the snapshot is the last good state.
+        where = self._save(job, job.step_start_consumed, job.step_rng) if job.good_state else None
         saved = f"the last good state is saved in {where}" if where else "nothing was trained yet"
         raise TrainingError(
             f"The {what} became {value} at step {self.state.step + 1}; {saved}. Try dtype float32, a higher "
             "train.temperature (0.1-0.2) or a lower optim.lr, then resume."
         )
 
-    def _summary(self, metrics_path: Path, status: str, best: float | None) -> dict[str, Any]:
-        from .callbacks import read_metrics
+    # -- after a step: log, evaluate and keep the best, periodic snapshot --------------------------------------
+    def _after_step(self, job: _Job) -> None:
+        c, step = self.config, self.state.step
+        last = step == self.state.max_steps
+        if step % c.train.log_every == 0 or last:
+            self._log(job)
+        if job.data.eval_rows and ((c.train.eval_every and step % c.train.eval_every == 0) or last):
+            self._evaluate(job)
+        if c.train.save_every and step % c.train.save_every == 0 and not last:
+            self._save(job)
 
-        rows = read_metrics(metrics_path)
+    def _log(self, job: _Job) -> None:
+        """One log row: loss and accuracy averaged over the micro-batches since the last row, and the speed."""
+        w = job.window
+        grad_norm = job.grad_norm if job.grad_norm is not None else torch.zeros((), device=w.loss.device)
+        # One read of the device per log row, however many micro-batches it averages.
+        loss, acc, norm = torch.stack([w.loss, w.acc, grad_norm.float().to(w.loss.device)]).tolist()
+        elapsed = max(time.perf_counter() - w.start, 1e-9)
+        self._emit("on_log", {"loss": loss / w.n, "acc": acc / w.n, "lr": job.lr, "grad_norm": norm,
+                              "samples_per_s": w.samples / elapsed, "steps_per_s": w.n / job.accum / elapsed,
+                              "elapsed_s": time.time() - self.state.started_at})
+        job.window = _Window()
+
+    def _evaluate(self, job: _Job) -> None:
+        from .evaluate import evaluate_pairs
+
+        c = self.config
+
+        def encode(texts: list[str]) -> torch.Tensor:
+            return job.model.encode(texts, batch_size=job.batch_size, autocast_dtype=job.precision.autocast_dtype)
+
+        job.phase = "eval"
+        metrics = evaluate_pairs(encode, job.data.eval_rows)
+        job.phase = "train"
+        self._emit("on_evaluate", metrics)
+        score = metrics.get(c.output.best_metric)
+        if c.output.keep_best and score is not None and (job.best is None or score > job.best):
+            job.best = score
+            save_best(job.model, self.run_dir / BEST_NAME)
+
+    # -- snapshot ----------------------------------------------------------------------------------------------
+    def _save(self, job: _Job, consumed: int | None = None, rng: dict[str, Any] | None = None) -> Path:
+        """A resumable snapshot of the state after the last completed step (or at `consumed`, `rng`)."""
+        meta = {"precision": job.precision.name, "device": job.device.type, "max_steps": self.state.max_steps}
+        path = save_snapshot(self.run_dir, self.state.step, job.model, job.optimizer, job.scheduler, job.scaler,
+                             job.consumed if consumed is None else consumed, {"best": job.best, "data": job.data_key},
+                             meta, self.config.output.keep_snapshots, rng)
+        self._emit("on_save", str(path))
+        return path
+
+    def _save_config(self) -> None:
+        """train_config.json: the settings this run trains with; resume is an action, never saved as a setting."""
+        data = self.config.to_dict()
+        data["train"]["resume"] = False
+        atomic_write_text(self.run_dir / CONFIG_NAME, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def _clear_old_run(self, metrics_path: Path) -> None:
+        """Remove what a previous run left in this folder (its curve, snapshots, best weights); save our config."""
+        metrics_path.unlink(missing_ok=True)
+        (self.run_dir / BEST_NAME).unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir / SNAPSHOT_DIR, ignore_errors=True)
+        self._save_config()
+
+    # -- finish ------------------------------------------------------------------------------------------------
+    def _finish(self, job: _Job) -> TrainResult:
+        c, state = self.config, self.state
+        if job.status == "stopped" and job.window.n:  # the steps since the last log row still get their point
+            self._log(job)
+        if job.steps_here == 0:
+            state.status = "stopped"
+            state.message = f"stopped before the first step; {self.run_dir} was left as it was"
+            self._end()
+            return TrainResult("stopped", state.step, state.max_steps, str(self.run_dir), {})
+        self._save(job)
+        if job.status == "finished" and c.output.keep_best and (self.run_dir / BEST_NAME).exists():
+            job.model.load_state_dict(torch.load(self.run_dir / BEST_NAME, map_location=job.model.device))
+            log.info("Keeping the best model (%s = %.4f)", c.output.best_metric, job.best)
+        try:
+            job.model.save(self.run_dir)
+        except (OSError, RuntimeError) as e:  # safetensors reports a full disk as a RuntimeError
+            raise save_error(self.run_dir / "model.safetensors", e) from e
+        summary = self._summary(job)
+        if c.output.save_metrics:
+            atomic_write_text(self.run_dir / SUMMARY_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        state.status = job.status
+        why = f" ({self.control.reason})" if job.status == "stopped" and self.control.should_stop else ""
+        state.message = f"{job.status} at step {state.step}/{state.max_steps}{why}; model saved in {self.run_dir}"
+        self._end()
+        return TrainResult(job.status, state.step, state.max_steps, str(self.run_dir), summary)
+
+    def _summary(self, job: _Job) -> dict[str, Any]:
+        rows = read_metrics(job.metrics_path)
         train_rows = [r for r in rows if r.get("kind") == "train"]
         eval_rows = [r for r in rows if r.get("kind") == "eval"]
         summary: dict[str, Any] = {
-            "status": status, "steps": self.state.step, "max_steps": self.state.max_steps,
+            "status": job.status, "steps": self.state.step, "max_steps": self.state.max_steps,
             "device": self.state.device, "precision": self.state.precision,
+            "precision_reason": self.state.precision_reason,
             "train_seconds": round(time.time() - self.state.started_at, 2), **self.data_info,
         }
         if train_rows:
@@ -457,31 +447,44 @@ class Trainer:
             summary["final_acc"] = train_rows[-1]["acc"]
         if eval_rows:
             summary["final_eval"] = {k: v for k, v in eval_rows[-1].items() if k not in ("kind", "time")}
-        if best is not None:
-            summary["best_" + self.config.output.best_metric] = best
+        if job.best is not None:
+            summary["best_" + self.config.output.best_metric] = job.best
         return summary
 
+    # -- failure: the one place a run ends on an error ------------------------------------------------------
+    def _fail(self, error: Exception) -> Exception:
+        """Status failed, one message, on_train_end once; returns the exception fit() raises."""
+        job, state = self._job, self.state
+        result: Exception = error
+        if isinstance(error, torch.OutOfMemoryError) and job is not None:
+            phase = job.phase
+            result = TrainingError(_oom_message(job.device, state.step, phase))
+            if job.optimizer is not None and job.good_state:
+                job.optimizer.zero_grad(set_to_none=True)  # frees the partial gradients so the snapshot has room
+                try:
+                    self._save(job, job.step_start_consumed, job.step_rng if phase == "train" else None)
+                except (RuntimeError, OSError):
+                    log.exception("Could not save a snapshot after running out of memory")
+        elif isinstance(error, SaveError):  # disk full or folder gone while saving: the message names both
+            result = TrainingError(f"{error} The run stopped at step {state.step}; resume from the last snapshot.")
+        elif isinstance(error, OSError):  # folder removed, data file gone
+            result = TrainingError(f"A file operation failed during training ({error}); check free disk space and "
+                                   f"that {self.run_dir} and the data file are still there, then resume.")
+        state.status, state.message = "failed", str(result)
+        self._end()
+        return result
 
-def _row_step(line: str) -> int:
-    try:
-        return int(json.loads(line).get("step", 0))
-    except (ValueError, AttributeError):
-        return 1 << 62  # a torn line is dropped
 
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Every tensor of a collated batch (also inside the tokenised dicts) on the device."""
+    def move(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.to(device, non_blocking=True)
+        if isinstance(value, dict):
+            return {k: move(v) for k, v in value.items()}
+        return value
 
-def _write_pairs(rows: list[Pair], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps({"anchor": r.anchor, "positive": r.positive, "hard_negatives": r.hard_negatives},
-                               ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    return {k: move(v) for k, v in batch.items()}
 
 
 def _oom_message(device: torch.device, step: int, phase: str) -> str:
