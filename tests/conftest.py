@@ -12,6 +12,11 @@ TESTDATA = Path(os.environ.get("EMBEDGUI_TESTDATA", ROOT / ".cache" / "testdata"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The CPU precision probe caches its verdict per machine; tests keep that cache out of the user's home.
+if "EMBEDGUI_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["EMBEDGUI_CACHE_DIR"] = tempfile.mkdtemp(prefix="embedgui-test-cache-")
 
 
 def testdata_file(package: str, relative: str) -> Path:

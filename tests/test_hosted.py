@@ -88,3 +88,23 @@ def test_hosted_app_serves_nothing_from_its_workspace(tmp_path, hosted):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_the_trainer_itself_refuses_files_outside_the_roots(tmp_path, secret, tiny_bert):
+    """Defence in depth: even a config that skipped the form's check cannot make a run read outside."""
+    from embedgui.engine.runner import Run
+
+    ws = tmp_path / "ws"
+    (ws / "data").mkdir(parents=True)
+    config = Config(model_id=str(tiny_bert), device="cpu", dtype="float32")
+    config.data.pairs_path = "data/../../secret/secret.jsonl"
+    config.data.eval_split = 0.5
+    config.output.save_dir, config.output.save_name = str(ws / "runs"), "r1"
+    config.base_dir, config.allowed_roots = str(ws), [str(ws), str(tiny_bert)]
+    run = Run()
+    run.start(config)
+    assert run.wait(120)
+    snap = run.snapshot()
+    assert snap.status == "failed" and "data.pairs_path" in snap.message
+    assert "outside the app's folders" in snap.message
+    assert not list((ws / "runs").rglob("eval_pairs.jsonl"))

@@ -114,6 +114,8 @@ class Config:
     hf: HFConfig = field(default_factory=HFConfig)
     # Folder of the config file it was loaded from, to resolve relative paths (not saved).
     base_dir: str | None = field(default=None, metadata={"internal": True})
+    # A hosted app sets the folders every file the run reads must lie in (not saved); None = anywhere.
+    allowed_roots: list[str] | None = field(default=None, metadata={"internal": True})
 
     def validate(self) -> list[str]:
         """Every problem with the values, one sentence each naming the field; empty when the config is usable."""
@@ -121,7 +123,9 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out.pop("base_dir")
+        for f in dataclasses.fields(self):
+            if _is_internal(f):
+                out.pop(f.name)
         return out
 
     def save(self, path: str | os.PathLike) -> None:

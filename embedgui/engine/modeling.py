@@ -21,6 +21,7 @@ from torch import nn
 
 from .config import DEFAULT_MODEL_ID, Config
 from .device import resolve_device
+from .paths import resolve_user_path
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,14 @@ def packaged_model_path() -> Path | None:
     return path if (path / "config.json").exists() else None
 
 
-def resolve_model_path(model_id: str) -> str:
-    """A local folder as is; the default MiniLM id -> the packaged copy; anything else is a hub id."""
-    path = Path(model_id).expanduser()
-    if path.exists():
+def resolve_model_path(model_id: str, base_dir: str | None = None, roots: Sequence[str] | None = None,
+                       field: str = "model_id") -> str:
+    """A local folder as is (beside the config, then in the cwd, as every loader resolves paths); the default
+    MiniLM id -> the packaged copy; anything else is a hub id. roots confines local paths (a hosted app)."""
+    path = resolve_user_path(model_id, base_dir, roots=roots, field=field, hub_ok=True)
+    if path is not None and path.exists():
         if not path.is_dir():
-            raise ModelLoadError(f"model_id: {model_id} is a file; give the folder that holds config.json.")
+            raise ModelLoadError(f"{field}: {model_id} is a file; give the folder that holds config.json.")
         return str(path)
     if model_id in PACKAGED_MODELS:
         packaged = packaged_model_path()
@@ -342,6 +345,8 @@ def load_embedder(
     loader: str = "automodel",
     revision: str | None = None,
     for_training: bool = False,
+    base_dir: str | None = None,
+    roots: Sequence[str] | None = None,
 ) -> Embedder:
     """Load a model id or folder as an Embedder on a device.
 
@@ -351,13 +356,14 @@ def load_embedder(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-file "Loading weights" bars are noise in a CLI bar or a GUI log
-    path = resolve_model_path(model_id)
+    path = resolve_model_path(model_id, base_dir, roots)
     saved_mode, saved_norm, saved_len = saved_pooling(path)
     pooling = pooling or saved_mode or "mean"
     if normalize is None:
         normalize = saved_norm if saved_norm is not None else True
     max_length = max_length or saved_len or 256
     common = {"trust_remote_code": trust_remote_code, "local_files_only": local_files_only, "revision": revision}
+    tok_path = resolve_model_path(tokenizer_id, base_dir, roots, "tokenizer_id") if tokenizer_id else path
     st_transformer = None
     try:
         if loader == "sentence_transformer":
@@ -375,7 +381,6 @@ def load_embedder(
         if tokenizer_id or tokenizer is None:
             from transformers import AutoTokenizer
 
-            tok_path = resolve_model_path(tokenizer_id) if tokenizer_id else path
             tokenizer = AutoTokenizer.from_pretrained(tok_path, **common)
     except (OSError, ValueError) as e:
         message = str(e)
@@ -426,5 +431,6 @@ def load_embedder_from_config(config: Config, *, for_training: bool = True) -> E
         config.model_id, device=config.device, tokenizer_id=config.tokenizer_id, pooling=config.pooling,
         normalize=config.normalize, max_length=config.train.max_length, trust_remote_code=config.hf.trust_remote_code,
         local_files_only=config.hf.local_files_only, default_task=config.hf.default_task, loader=config.hf.loader,
-        revision=config.hf.revision, for_training=for_training,
+        revision=config.hf.revision, for_training=for_training, base_dir=config.base_dir,
+        roots=config.allowed_roots,
     )

@@ -69,10 +69,10 @@ class TrainingData:
 
 def load_training_data(c: Config) -> TrainingData:
     """Read (or count, when streaming) the pairs, split off eval rows, and measure the negatives on offer."""
-    path = find_pairs_path(c.data.pairs_path, c.base_dir)
+    path = find_pairs_path(c.data.pairs_path, c.base_dir, roots=c.allowed_roots)
     eval_rows: list[Pair] = []
     if c.data.eval_path:
-        eval_path = find_pairs_path(c.data.eval_path, c.base_dir, "data.eval_path")
+        eval_path = find_pairs_path(c.data.eval_path, c.base_dir, "data.eval_path", roots=c.allowed_roots)
         eval_rows, _ = read_pairs(eval_path, c.data.skip_invalid)
     skipped: list[str] = []
     limit = c.data.max_hard_negatives

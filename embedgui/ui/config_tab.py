@@ -179,6 +179,7 @@ def validate(ctx: AppContext, values: list[Any]) -> tuple[Config | None, list[st
     config, errors = values_to_config(list(values), base_dir=str(ctx.workspace))
     if config is not None and ctx.hosted:
         errors = hosted_problems(config, ctx)
+        config.allowed_roots = [str(r) for r in ctx.allowed_roots]  # the trainer's loaders check again
     return (config if not errors else None), errors
 
 

@@ -314,7 +314,10 @@ class TrainTab:
             info = runs.run_info(folder)
             if info is None or not info.resumable:
                 return {self.runs_message: note(lang, "error", t(lang, "train.not_resumable", name=name))}
-            ctx.run.start(runs.run_config(folder), resume=True, owner=owner or None)
+            config = runs.run_config(folder)
+            if ctx.hosted:
+                config.base_dir, config.allowed_roots = str(ctx.workspace), [str(r) for r in ctx.allowed_roots]
+            ctx.run.start(config, resume=True, owner=owner or None)
         except (RunBusyError, RunOwnerError) as e:
             return {self.runs_message: note(lang, "busy", str(e) if isinstance(e, RunOwnerError) else
                                             t(lang, "train.busy"))}
