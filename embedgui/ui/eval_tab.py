@@ -12,8 +12,8 @@ import gradio as gr
 import pandas as pd
 
 from ..engine import runs
+from ..engine.errors import USER_ERRORS
 from ..engine.evaluate import compare, evaluate_model
-from ..engine.runner import USER_ERRORS
 from ..engine.trainer import CONFIG_NAME, EVAL_SPLIT_NAME
 from .base import UI, note
 from .charts import compare_figure

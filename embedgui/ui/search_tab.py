@@ -6,6 +6,7 @@ each hit shows its term (the anchor) next to its text.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import OrderedDict
@@ -14,14 +15,18 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from ..engine.errors import USER_ERRORS
 from ..engine.files import atomic_write_text
 from ..engine.modeling import load_embedder
-from ..engine.runner import USER_ERRORS
 from ..engine.search import CorpusError, SearchIndex, SearchIndexError, load_corpus
 from ..engine.trainer import EVAL_SPLIT_NAME
 from .base import UI, note
 from .config_tab import workspace_config
 from .i18n import t
+
+# One search at a time encodes: concurrent queries would each spread over every core and starve a training run
+# in the same process (measured by scripts/loadtest.py); queued, each one takes milliseconds.
+_ENCODING = threading.Lock()
 
 
 class IndexCache:
@@ -33,16 +38,24 @@ class IndexCache:
     def get(self, model: str, corpus: str, column: str | None) -> SearchIndex:
         # A model retrained in place or a re-uploaded corpus has new files: their stamps make a new key.
         key = (model, _stamp(model), corpus, _stamp(corpus), column or "")
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        index = SearchIndex.build(load_corpus(corpus, column or None), load_embedder(model, device="auto"))
+        if (index := self._lookup(key)) is not None:
+            return index
+        with _ENCODING:  # one build at a time; twenty visitors asking at once build it once
+            if (index := self._lookup(key)) is not None:
+                return index
+            index = SearchIndex.build(load_corpus(corpus, column or None), load_embedder(model, device="auto"))
         with self._lock:
             self._items[key] = index
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return index
+
+    def _lookup(self, key: tuple) -> SearchIndex | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
 
 
 def _stamp(path: str) -> tuple[int, int]:
@@ -60,8 +73,13 @@ def terms_of(corpus: str) -> dict[str, str]:
     path = Path(corpus)
     if path.suffix.lower() != ".jsonl" or not path.is_file():
         return {}
+    return _terms(str(path), _stamp(str(path)))
+
+
+@functools.lru_cache(maxsize=8)
+def _terms(path: str, stamp: tuple[int, int]) -> dict[str, str]:
     out: dict[str, str] = {}
-    with path.open(encoding="utf-8-sig", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for line in f:
             try:
                 row = json.loads(line)
@@ -99,7 +117,9 @@ def search_tables(cache: IndexCache, query: str, k: int, model: str, base: str, 
             if not (name or "").strip():
                 tables.append(empty)
                 continue
-            hits = cache.get(name.strip(), corpus, column).query(query.strip(), k=int(k))
+            index = cache.get(name.strip(), corpus, column)
+            with _ENCODING:
+                hits = index.query(query.strip(), k=int(k))
             columns = {score: [round(h.score, 4) for h in hits]}
             if terms:
                 columns[term] = [terms.get(h.text.strip(), "") for h in hits]

@@ -117,9 +117,9 @@ def chart_titles(lang: str, smooth: bool) -> dict[str, str]:
     return titles
 
 
-def tick_outputs(snap: RunSnapshot, lang: str, smooth: bool = False):
+def tick_outputs(snap: RunSnapshot, lang: str, smooth: bool = False, figures: list | None = None):
     """Everything the timer redraws, from one snapshot: progress, message, four charts, log text."""
-    loss, acc, lr, ev = training_figures(snap.logs, snap.evals, chart_titles(lang, smooth))
+    loss, acc, lr, ev = figures or training_figures(snap.logs, snap.evals, chart_titles(lang, smooth))
     return progress_html(snap, lang), message_markdown(snap, lang), loss, acc, lr, ev, "\n".join(snap.log_lines)
 
 
@@ -172,6 +172,7 @@ def runs_table(infos: list[runs.RunInfo], lang: str) -> pd.DataFrame:
 class TrainTab:
     def __init__(self, ui: UI):
         self.ui, tx = ui, ui.texts
+        self._figure_cache: tuple | None = None  # (key, figures) shared by every open page
         self.owner = gr.BrowserState("", storage_key="embedgui-owner")  # who started a run (hosted mode)
         self.last_drawn = gr.State(None)
         self.view = gr.State("")  # a finished run's folder whose saved charts are shown; "" follows the live run
@@ -255,6 +256,15 @@ class TrainTab:
         return {self.start_btn: gr.update(interactive=not active), self.resume_btn: gr.update(interactive=not active),
                 self.resume_run_btn: gr.update(interactive=not active)}
 
+    def _figures(self, snap: RunSnapshot, lang: str, smooth: bool, key: tuple) -> list:
+        """The four charts, computed once per new log row for every open page (they all see the same run)."""
+        key = (*key, lang, smooth)
+        cached = self._figure_cache
+        if cached is None or cached[0] != key:
+            cached = (key, list(training_figures(snap.logs, snap.evals, chart_titles(lang, smooth))))
+            self._figure_cache = cached  # one tuple assignment: safe under concurrent ticks
+        return cached[1]
+
     def _folder(self, name: str | None) -> Path:
         return runs.run_folder(self.ui.ctx.runs_dir, name or "")
 
@@ -263,17 +273,21 @@ class TrainTab:
         snap = self.ui.ctx.run.snapshot()
         key = (lang, snap.status, snap.step, len(snap.logs), len(snap.evals), len(snap.log_lines), snap.message,
                smooth, view)
+        if key == last:
+            # Nothing new for this page: only the clock moves. Twenty open pages must not redraw (and
+            # re-serialise) four charts a second each while a run trains in the same process.
+            return {self.progress: progress_html(snap, lang)} if snap.active else {}
         out: dict = {self.last_drawn: key, **self.buttons(snap.active)}
-        if key == last and not snap.active:
-            return out
         if view and view != snap.run_dir:
             logs, evals = runs.load_history(view)
             shown = RunSnapshot(logs=logs, evals=evals)
-            _, _, *figs, _ = tick_outputs(shown, lang, smooth)
+            figs = self._figures(shown, lang, smooth, ("view", view, len(logs), len(evals)))
             progress, message = progress_html(snap, lang), t(lang, "train.viewing", name=Path(view).name)
-            log = "\n".join(snap.log_lines)
         else:
-            progress, message, *figs, log = tick_outputs(snap, lang, smooth)
+            figs = self._figures(snap, lang, smooth, (snap.run_dir, snap.started_at, len(snap.logs),
+                                                      len(snap.evals)))
+            progress, message, *figs, _ = tick_outputs(snap, lang, smooth, figs)
+        log = "\n".join(snap.log_lines)
         out.update(zip(self.tick_targets, [progress, message, *figs, log]))
         if last is None or last[1] != snap.status or last[0] != lang:  # a run started or ended
             out.update(self.list_updates(lang, picked))
