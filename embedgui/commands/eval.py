@@ -8,7 +8,7 @@ import logging
 import sys
 
 from ..engine.errors import USER_ERRORS
-from ..engine.evaluate import DEFAULT_KS, compare, evaluate_model, format_metrics
+from ..engine.evaluate import DEFAULT_KS, EvalOptionError, compare, evaluate_model, format_metrics
 from ..engine.files import atomic_write_text, ensure_writable_file
 from . import positive_int
 
@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also score this model (e.g. the base model) and print a before/after table")
     parser.add_argument("--max-length", type=positive_int, default=None,
                         help="token limit per text (default: the model folder's setting, else 256)")
+    parser.add_argument("--dim", type=positive_int, default=None,
+                        help="score only the first DIM embedding components, re-normalised (a Matryoshka size)")
     parser.add_argument("--skip-invalid", action="store_true", help="skip bad lines in the pairs file")
     parser.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
 
@@ -34,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     options = {"device": args.device, "batch_size": args.batch_size, "ks": args.k, "max_length": args.max_length,
-               "hard_negatives_as_distractors": not args.no_distractors, "skip_invalid": args.skip_invalid}
+               "hard_negatives_as_distractors": not args.no_distractors, "skip_invalid": args.skip_invalid,
+               "dim": args.dim}
     try:
         if args.json:  # before computing anything: a wrong path should not cost the whole evaluation
             ensure_writable_file(args.json, "--json")
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(text)
         if args.json:
             atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
-    except USER_ERRORS as e:
+    except (*USER_ERRORS, EvalOptionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -9,7 +9,9 @@ are those of sentence-transformers' InformationRetrievalEvaluator (binary releva
     ndcg@k   = sum over hits at rank r <= k of 1/log2(r + 1), divided by the same sum for min(|relevant|, k) hits
 
 each averaged over queries. Scores are cosine similarities; equal scores rank the document that comes first
-in the corpus first (corpus order = first appearance in the file).
+in the corpus first (corpus order = first appearance in the file). Queries are encoded with the model's query
+prompt and the corpus with its document prompt, as in training. `dim` scores the first dim components only
+(re-normalised), to check a Matryoshka-trained model at a truncated size.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from .search import DEFAULT_CHUNK, cosine_top_k
 
 DEFAULT_KS = (1, 5, 10)
 RANK_K = 10  # MRR and nDCG cut-off, as in sentence-transformers and MTEB
+
+
+class EvalOptionError(ValueError):
+    """An evaluation option that does not fit the model (a dim larger than its embedding)."""
 
 
 @dataclass
@@ -111,21 +117,33 @@ def score_rankings(ranked: Sequence[Sequence[int]], relevant: Sequence[set[int]]
 
 def evaluate_pairs(encode: Callable[[list[str]], torch.Tensor], pairs: Sequence[Pair], *,
                    ks: Sequence[int] = DEFAULT_KS, hard_negatives_as_distractors: bool = True,
-                   chunk_size: int = DEFAULT_CHUNK, rank_k: int = RANK_K) -> dict[str, float]:
-    """recall@k for each k, mrr@10 and ndcg@10 of `encode` on the pairs (see the module docstring)."""
+                   chunk_size: int = DEFAULT_CHUNK, rank_k: int = RANK_K,
+                   encode_corpus: Callable[[list[str]], torch.Tensor] | None = None,
+                   dim: int | None = None) -> dict[str, float]:
+    """recall@k for each k, mrr@10 and ndcg@10 of `encode` on the pairs (see the module docstring).
+
+    encode_corpus: a different encoder for the corpus (the document prompt); `encode` when None.
+    """
     task = build_task(pairs, hard_negatives_as_distractors)
-    return evaluate_task(encode, task, ks=ks, chunk_size=chunk_size, rank_k=rank_k)
+    return evaluate_task(encode, task, ks=ks, chunk_size=chunk_size, rank_k=rank_k, encode_corpus=encode_corpus,
+                         dim=dim)
 
 
 def evaluate_task(encode: Callable[[list[str]], torch.Tensor], task: RetrievalTask, *,
                   ks: Sequence[int] = DEFAULT_KS, chunk_size: int = DEFAULT_CHUNK,
-                  rank_k: int = RANK_K) -> dict[str, float]:
+                  rank_k: int = RANK_K, encode_corpus: Callable[[list[str]], torch.Tensor] | None = None,
+                  dim: int | None = None) -> dict[str, float]:
     """The metrics of a prepared RetrievalTask (queries and corpus encoded once each)."""
     ks = _check_ks(ks)
     if not task.queries:
         raise ValueError("There are no pairs to evaluate; the evaluation set is empty.")
     q = _as_matrix(encode(task.queries), len(task.queries), "queries")
-    c = _as_matrix(encode(task.corpus), len(task.corpus), "corpus")
+    c = _as_matrix((encode_corpus or encode)(task.corpus), len(task.corpus), "corpus")
+    if dim is not None:
+        if not 1 <= dim <= q.shape[1]:
+            raise EvalOptionError(f"dim: {dim} is not allowed; the model gives {q.shape[1]} dimensions, so use 1 to "
+                             f"{q.shape[1]}.")
+        q, c = q[:, :dim], c[:, :dim]  # cosine_top_k re-normalises the truncated vectors
     _, ranked = cosine_top_k(q, c, max(max(ks), rank_k), chunk_size)
     return score_rankings(ranked.tolist(), task.relevant, ks, rank_k)
 
@@ -190,39 +208,59 @@ def format_comparison(before: dict[str, float], after: dict[str, float]) -> str:
 def evaluate_model(model_dir_or_id: str, pairs_path: str | os.PathLike, *, device: str = "auto",
                    batch_size: int = 64, ks: Sequence[int] = DEFAULT_KS, hard_negatives_as_distractors: bool = True,
                    skip_invalid: bool = False, max_length: int | None = None,
-                   chunk_size: int = DEFAULT_CHUNK) -> EvalResult:
-    """Load a model (folder or id, as load_embedder takes) and score it on a pairs file."""
+                   chunk_size: int = DEFAULT_CHUNK, dim: int | None = None) -> EvalResult:
+    """Load a model (folder or id, as load_embedder takes: a run folder with its training settings) and score it
+    on a pairs file; dim scores a truncated embedding (Matryoshka)."""
     pairs, skipped = read_pairs(pairs_path, skip_invalid=skip_invalid)
     task = build_task(pairs, hard_negatives_as_distractors)
     return _evaluate_loaded(model_dir_or_id, task, str(pairs_path), skipped, device=device, batch_size=batch_size,
                             ks=ks, max_length=max_length, chunk_size=chunk_size,
-                            distractors=hard_negatives_as_distractors)
+                            distractors=hard_negatives_as_distractors, dim=dim)
 
 
 def compare(model_dir_or_id: str, base_model: str, pairs_path: str | os.PathLike, *, device: str = "auto",
             batch_size: int = 64, ks: Sequence[int] = DEFAULT_KS, hard_negatives_as_distractors: bool = True,
             skip_invalid: bool = False, max_length: int | None = None,
-            chunk_size: int = DEFAULT_CHUNK) -> Comparison:
-    """Score base_model (before) and model_dir_or_id (after) on the same queries and corpus."""
+            chunk_size: int = DEFAULT_CHUNK, dim: int | None = None) -> Comparison:
+    """Score base_model (before) and model_dir_or_id (after) on the same queries and corpus.
+
+    Each model keeps its own pooling and normalisation (a run folder: those it was trained with). Prompts are
+    compared like with like: where the base model declares no query/document prompt, it gets the trained
+    model's (an e5 base is scored with the same "query: " prefix its fine-tuned copy trained with).
+    """
+    from .modeling import resolve_model_path, run_settings, saved_prompts
+
     pairs, skipped = read_pairs(pairs_path, skip_invalid=skip_invalid)
     task = build_task(pairs, hard_negatives_as_distractors)
     common = {"device": device, "batch_size": batch_size, "ks": ks, "max_length": max_length,
-              "chunk_size": chunk_size, "distractors": hard_negatives_as_distractors}
-    before = _evaluate_loaded(base_model, task, str(pairs_path), skipped, **common)
+              "chunk_size": chunk_size, "distractors": hard_negatives_as_distractors, "dim": dim}
+    after_path = resolve_model_path(model_dir_or_id)
+    after_prompts = saved_prompts(after_path)[0] if os.path.isdir(after_path) else {}
+    for name, value in run_settings(after_path).items() if os.path.isdir(after_path) else ():
+        if name.endswith("_prompt"):
+            after_prompts.setdefault(name[: -len("_prompt")], value)
+    before = _evaluate_loaded(base_model, task, str(pairs_path), skipped, fallback_prompts=after_prompts, **common)
     after = _evaluate_loaded(model_dir_or_id, task, str(pairs_path), skipped, **common)
     return Comparison(before, after)
 
 
 def _evaluate_loaded(model: str, task: RetrievalTask, pairs_path: str, skipped: list[str], *, device: str,
                      batch_size: int, ks: Sequence[int], max_length: int | None, chunk_size: int,
-                     distractors: bool) -> EvalResult:
+                     distractors: bool, dim: int | None = None,
+                     fallback_prompts: dict[str, str] | None = None) -> EvalResult:
     from .modeling import load_embedder
 
     start = time.perf_counter()
     holder = [load_embedder(model, device=device, max_length=max_length)]
+    for name, value in (fallback_prompts or {}).items():
+        if name in ("query", "document") and not holder[0].prompt(name):
+            holder[0].prompts[name] = value
     try:
-        metrics = evaluate_task(lambda texts: holder[0].encode(texts, batch_size=batch_size), task, ks=ks,
-                                chunk_size=chunk_size)
+        def encoder(prompt: str) -> Callable[[list[str]], torch.Tensor]:
+            return lambda texts: holder[0].encode(texts, batch_size=batch_size, prompt=prompt)
+
+        metrics = evaluate_task(encoder("query"), task, ks=ks, chunk_size=chunk_size,
+                                encode_corpus=encoder("document"), dim=dim)
     finally:
         holder.clear()  # free one model before compare() loads the next
         gc.collect()

@@ -1,17 +1,22 @@
 """Loss objects the trainer is given: `loss(model, batch) -> LossOutput`, as sentence-transformers' losses are modules.
 
-The first one is InfoNCE with in-batch and hard negatives and false negatives masked out. A new loss (gradient
-caching, a symmetric loss, Matryoshka) is a new class with the same call; the training loop does not change.
+InfoNCE with in-batch and hard negatives and false negatives masked out; its symmetric form (document-to-query
+as well); and Matryoshka, which wraps either and adds the loss at truncated embedding sizes. A new loss is a new
+class with the same call; the training loop does not change. build_loss(config) picks them from the config.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @dataclass
@@ -80,15 +85,100 @@ class InfoNCELoss(nn.Module):
         self.temperature = temperature
         self.mask_false_negatives = mask_false_negatives
 
-    def forward(self, model: nn.Module, batch: dict[str, Any]) -> LossOutput:
-        """batch: a PairCollator batch already on the model's device."""
-        anchors = model(batch["anchor"])
-        candidates = model(batch["candidates"])
+    def embed(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(anchor embeddings [B, d], candidate embeddings [C, d]) of a collated batch."""
+        return model(batch["anchor"]), model(batch["candidates"])
+
+    def score(self, anchors: torch.Tensor, candidates: torch.Tensor, batch: dict[str, Any]) -> LossOutput:
+        """The loss of given embeddings (Matryoshka calls this once per truncated size)."""
         mask = None
         if self.mask_false_negatives:
             mask = false_negative_mask(batch["anchor_ids"], batch["positive_ids"], batch["candidate_ids"],
                                        batch["candidate_rows"])
         return info_nce(anchors, candidates, self.temperature, mask)
 
+    def forward(self, model: nn.Module, batch: dict[str, Any]) -> LossOutput:
+        """batch: a PairCollator batch already on the model's device."""
+        return self.score(*self.embed(model, batch), batch)
+
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, scale={1 / self.temperature:g}"
+
+
+class SymmetricInfoNCELoss(InfoNCELoss):
+    """InfoNCE in both directions, averaged: query-to-document (as InfoNCELoss) and document-to-query.
+
+    Also known as MultipleNegativesSymmetricRankingLoss (sentence-transformers) or the CLIP loss. The second
+    direction scores each positive against every anchor in the batch, with anchor i as the target; anchors that
+    are the same text as anchor i, or whose positive is the same text as positive i, are masked out. It helps
+    when documents are also used as queries (document-to-document search, deduplication) or queries and
+    documents are alike; for plain query-to-passage retrieval it rarely beats the one-way loss.
+    """
+
+    def score(self, anchors: torch.Tensor, candidates: torch.Tensor, batch: dict[str, Any]) -> LossOutput:
+        forward = super().score(anchors, candidates, batch)
+        n = anchors.size(0)
+        positives = candidates[:n]
+        mask = None
+        if self.mask_false_negatives:
+            a, p = batch["anchor_ids"], batch["positive_ids"]
+            mask = (a.unsqueeze(0) == a.unsqueeze(1)) | (p.unsqueeze(0) == p.unsqueeze(1))
+            own = torch.arange(n, device=mask.device)
+            mask[own, own] = False
+        backward = info_nce(positives, anchors, self.temperature, mask)
+        return LossOutput(loss=(forward.loss + backward.loss) / 2, accuracy=forward.accuracy, logits=forward.logits)
+
+
+def shrink(x: torch.Tensor, dim: int, normalize: bool = True) -> torch.Tensor:
+    """The first dim components of each embedding, re-normalised to unit length when the model normalises."""
+    x = x[..., :dim]
+    return F.normalize(x.float(), p=2, dim=-1, eps=1e-6) if normalize else x
+
+
+class MatryoshkaLoss(nn.Module):
+    """A base loss summed over truncated embedding sizes: sum_d weight_d * base(first d dims, re-normalised).
+
+    Kusupati et al. 2022, "Matryoshka Representation Learning" (arXiv:2205.13147); sentence-transformers'
+    MatryoshkaLoss (a weighted sum, weights 1 by default). The model runs once per batch; each size re-scores
+    the same embeddings. Truncated vectors are re-normalised only when the model normalises its embeddings
+    (normalize true), so with just the full size this equals the base loss either way. Accuracy is that of
+    the largest size.
+    """
+
+    def __init__(self, base: InfoNCELoss, dims: Sequence[int], weights: Sequence[float] | None = None):
+        super().__init__()
+        if not dims:
+            raise ValueError("train.matryoshka_dims: give at least one embedding size.")
+        order = sorted(range(len(dims)), key=lambda i: -dims[i])
+        self.base = base
+        self.dims = [int(dims[i]) for i in order]
+        self.weights = [float(weights[i]) for i in order] if weights is not None else [1.0] * len(self.dims)
+
+    def check(self, model_dim: int) -> None:
+        """ValueError naming the field when a size is larger than the model's embedding."""
+        too_big = [d for d in self.dims if d > model_dim]
+        if too_big:
+            raise ValueError(f"train.matryoshka_dims: {too_big} is more than this model's {model_dim} dimensions; "
+                             f"give sizes of at most {model_dim}.")
+
+    def forward(self, model: nn.Module, batch: dict[str, Any]) -> LossOutput:
+        anchors, candidates = self.base.embed(model, batch)
+        self.check(anchors.size(-1))
+        normalize = bool(getattr(model, "normalize", True))
+        total: torch.Tensor | None = None
+        first: LossOutput | None = None
+        for dim, weight in zip(self.dims, self.weights):
+            out = self.base.score(shrink(anchors, dim, normalize), shrink(candidates, dim, normalize), batch)
+            first = first or out
+            total = weight * out.loss if total is None else total + weight * out.loss
+        return LossOutput(loss=total, accuracy=first.accuracy, logits=first.logits)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}, weights={self.weights}"
+
+
+def build_loss(config: Config) -> nn.Module:
+    """The loss a config asks for: InfoNCE (symmetric when train.symmetric), in Matryoshka when matryoshka_dims."""
+    t = config.train
+    base = (SymmetricInfoNCELoss if t.symmetric else InfoNCELoss)(t.temperature)
+    return MatryoshkaLoss(base, t.matryoshka_dims) if t.matryoshka_dims else base

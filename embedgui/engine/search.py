@@ -159,7 +159,9 @@ class SearchIndex:
         texts = list(texts)
         if not texts:
             raise SearchIndexError("The corpus is empty; give at least one text to index.")
-        vectors = F.normalize(embedder.encode(texts, batch_size=batch_size, on_batch=on_batch).float(), dim=-1)
+        # documents get the model's document prompt and queries its query prompt, as in training
+        vectors = F.normalize(embedder.encode(texts, batch_size=batch_size, on_batch=on_batch,
+                                              prompt="document").float(), dim=-1)
         meta = {
             "format": INDEX_FORMAT,
             "version": INDEX_VERSION,
@@ -170,6 +172,7 @@ class SearchIndex:
             "pooling": embedder.pooling,
             "normalize": embedder.normalize,
             "max_length": embedder.max_length,
+            "prompts": {"query": embedder.prompt("query"), "document": embedder.prompt("document")},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "probe": {"texts": list(PROBE_TEXTS), "vectors": _probe_vectors(embedder).tolist()},
         }
@@ -184,7 +187,7 @@ class SearchIndex:
         texts = [text_or_texts] if single else list(text_or_texts)
         if not texts:
             return []
-        hits = self.search_vectors(self.embedder.encode(texts), k, chunk_size)
+        hits = self.search_vectors(self.embedder.encode(texts, prompt="query"), k, chunk_size)
         return hits[0] if single else hits
 
     def search_vectors(self, vectors: torch.Tensor, k: int = 5, chunk_size: int = DEFAULT_CHUNK) -> list[list[Hit]]:

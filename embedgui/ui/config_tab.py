@@ -32,6 +32,8 @@ CHOICES = {"device": cfg.DEVICES, "dtype": cfg.DTYPES, "pooling": cfg.POOLINGS, 
 SECTIONS = ("train", "optim", "data", "output", "hf")
 # Resume is an action (the Resume buttons), not a setting that sticks in the saved config.
 NOT_IN_FORM = {"train.resume"}
+# An optional true/false (normalize: null = follow the model) is a three-way choice; a check box has no "not set".
+FOLLOW_CHOICES = ("auto", "true", "false")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,9 @@ def _specs_of(cls: type, prefix: str) -> list[FieldSpec]:
         args = typing.get_args(hints[f.name]) or (hints[f.name],)
         kinds = [a for a in args if a is not type(None)]
         path = prefix + f.name
-        out.append(FieldSpec(path, kinds[0], type(None) in args, CHOICES.get(path)))
+        optional = type(None) in args
+        choices = CHOICES.get(path) or (FOLLOW_CHOICES if kinds[0] is bool and optional else None)
+        out.append(FieldSpec(path, kinds[0], optional, choices))
     return out
 
 
@@ -70,9 +74,14 @@ def _get(config: Config, path: str) -> Any:
     return obj
 
 
+def _json_field(spec: FieldSpec) -> bool:
+    """A list or object field (train.lora, train.matryoshka_dims): edited as JSON text in a box."""
+    return typing.get_origin(spec.kind) in (list, dict)
+
+
 def _text_box(spec: FieldSpec) -> bool:
     # Optional numbers are text boxes: a gr.Number shows (and sends) 0 for a null value, so "not set" would be lost.
-    return spec.kind is str or (spec.optional and spec.kind in (int, float))
+    return spec.kind is str or (spec.optional and spec.kind in (int, float)) or _json_field(spec)
 
 
 def config_to_values(config: Config) -> list[Any]:
@@ -80,6 +89,12 @@ def config_to_values(config: Config) -> list[Any]:
     out = []
     for s in field_specs():
         value = _get(config, s.path)
+        if _json_field(s):
+            out.append("" if value is None else json.dumps(value, ensure_ascii=False))
+            continue
+        if s.choices == FOLLOW_CHOICES:
+            out.append("auto" if value is None else "true" if value else "false")
+            continue
         out.append(("" if value is None else str(value) if s.kind is not str else value) if _text_box(s) else value)
     return out
 
@@ -97,9 +112,17 @@ def values_to_dict(values: list[Any]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for spec, value in zip(field_specs(), values):
         if isinstance(value, str):
-            value = value.strip()
+            # a prompt keeps its spaces ("query: " ends in one); other boxes are trimmed
+            value = value if spec.path.endswith("_prompt") and value.strip() else value.strip()
+        if spec.choices == FOLLOW_CHOICES and value in FOLLOW_CHOICES:
+            value = {"auto": None, "true": True, "false": False}[value]
         if value in ("", None):
             value = None
+        elif _json_field(spec) and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # kept as text: the config's own check names the field and shows an example
         elif spec.kind in (int, float) and isinstance(value, str):
             value = _number(value, spec.kind)
         elif spec.kind is int and isinstance(value, float) and value.is_integer():
