@@ -1,13 +1,20 @@
-"""python -m embedgui bench: training throughput of the real trainer per precision (e.g. fp32 vs bf16 on a CPU)."""
+"""python -m embedgui bench: training throughput of the real trainer per precision (e.g. fp32 vs bf16 on a CPU).
+
+With --against sentence-transformers: the side-by-side benchmark of embedgui.engine.benchmark (speed, FLOP/s share
+of the matmul peak, peak memory, held-out recall before/after, encoding speed, memory against batch size).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
+import shlex
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from ..engine.callbacks import Callback
@@ -15,6 +22,7 @@ from ..engine.config import DEFAULT_MODEL_ID, config_from_dict
 from ..engine.device import cpu_bf16_is_faster
 from ..engine.runner import USER_ERRORS
 from ..engine.trainer import Trainer
+from . import positive_int
 
 SAMPLE_PAIRS = Path(__file__).resolve().parents[2] / "assets" / "sample_pairs.jsonl"
 
@@ -37,10 +45,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after --warmup untimed ones)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", help="write the results to this file")
+    against = parser.add_argument_group("comparison (--against sentence-transformers)")
+    against.add_argument("--against", choices=["sentence-transformers"],
+                         help="train the same model on the same WordNet pairs with sentence-transformers too")
+    against.add_argument("--step-counts", type=positive_int, nargs=2, default=[4, 24], metavar=("SHORT", "LONG"),
+                         help="the two run lengths; time per step = difference of times / difference of steps")
+    against.add_argument("--lr", type=float, default=2e-5)
+    against.add_argument("--repeats", type=positive_int, default=1, help="runs of each length per tool (median)")
+    against.add_argument("--modes", nargs="+", choices=["defaults", "matched"], default=["defaults", "matched"],
+                         help="defaults: each tool's own dtype; matched: both bf16 where the CPU has it, else fp32")
+    against.add_argument("--eval-terms", type=positive_int, default=1000, help="held-out WordNet terms")
+    against.add_argument("--encode-texts", type=positive_int, default=1000, help="texts for the encoding speed")
+    against.add_argument("--memory-batches", type=positive_int, nargs="*", default=[16, 64, 256],
+                         help="contrastive batch sizes for peak memory (none: skip)")
+    against.add_argument("--wordnet-dir", help="folder of the unpacked wordnet-base package (fetched when missing)")
+    against.add_argument("--markdown", help="write the tables to this markdown file (between its bench markers "
+                                            "if it has them, e.g. docs/benchmarks.md)")
+    against.add_argument("--work-dir", help="keep the runs' files here (default: a temporary folder)")
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
+    if args.against:
+        return _run_against(args)
     print(f"cpu bf16 probe: {cpu_bf16_is_faster()[1]}", file=sys.stderr)
     results = []
     for dtype in args.dtype:
@@ -71,3 +98,70 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _run_against(args: argparse.Namespace) -> int:
+    from ..engine.benchmark import BenchmarkError, BenchSettings, format_text, run_benchmark
+    from ..engine.device import DeviceError, resolve_device
+    from ..engine.modeling import ModelLoadError
+    from ..engine.wordnet import WordNetError
+
+    missing = [m for m in ("sentence_transformers", "datasets", "accelerate") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: --against sentence-transformers needs {', '.join(missing)}; install them with "
+              "pip install 'sentence-transformers[train]'.", file=sys.stderr)
+        return 2
+    try:
+        device = resolve_device(args.device).type
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    settings = BenchSettings(
+        model_id=args.model_id, device=device, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
+        step_counts=tuple(args.step_counts), repeats=args.repeats, modes=tuple(dict.fromkeys(args.modes)),
+        eval_terms=args.eval_terms, encode_texts=args.encode_texts, memory_batches=tuple(args.memory_batches),
+        wordnet_dir=args.wordnet_dir,
+    )
+    try:
+        report = run_benchmark(settings, log=lambda text: print(text, file=sys.stderr), work_dir=args.work_dir)
+    except (WordNetError, BenchmarkError, ModelLoadError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report["command"] = _command(args)
+    report["date"] = time.strftime("%Y-%m-%d")
+    print(format_text(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.markdown:
+        _write_markdown(Path(args.markdown), report)
+    return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that repeats this comparison, every setting spelled out."""
+    parts = ["python", "-m", "embedgui", "bench", "--against", "sentence-transformers", "--model-id", args.model_id,
+             "--device", args.device, "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
+             "--lr", str(args.lr), "--step-counts", *map(str, args.step_counts), "--repeats", str(args.repeats),
+             "--modes", *args.modes, "--eval-terms", str(args.eval_terms), "--encode-texts", str(args.encode_texts),
+             "--memory-batches", *map(str, args.memory_batches)]
+    return shlex.join(parts)
+
+
+def _write_markdown(path: Path, report: dict) -> None:
+    """The tables between the file's bench markers (the text around them stays), or a new file with them."""
+    from ..engine.benchmark import format_markdown
+    from ..engine.files import atomic_write_text
+
+    body = format_markdown(report, note=f"Measured {report['date']} with `{report['command']}`.")
+    block = f"{MARK_START}\n{body}{MARK_END}\n"
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if MARK_START in old and MARK_END in old:
+        head, rest = old.split(MARK_START, 1)
+        tail = rest.split(MARK_END, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
+    else:
+        text = "# Benchmarks\n\n" + block
+    atomic_write_text(path, text)
