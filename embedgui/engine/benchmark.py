@@ -294,8 +294,11 @@ def _spawn(spec: dict[str, Any], work: Path, name: str) -> dict[str, Any]:
     spec_path, out_path = work / f"{name}.spec.json", work / f"{name}.result.json"
     atomic_write_text(spec_path, json.dumps(spec))
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run([sys.executable, "-m", "embedgui.engine.benchmark", str(spec_path), str(out_path)],
-                          capture_output=True, text=True, env=env)
+    try:  # a stuck worker must not hang the command: an hour is far beyond any sane benchmark run
+        done = subprocess.run([sys.executable, "-m", "embedgui.engine.benchmark", str(spec_path), str(out_path)],
+                              capture_output=True, text=True, env=env, timeout=3600)
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(f"benchmark run {name} did not finish within an hour; it was stopped.") from None
     if done.returncode or not out_path.exists():
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise BenchmarkError(f"benchmark run {name} failed (exit {done.returncode}):\n{tail}")
