@@ -108,3 +108,44 @@ def test_the_trainer_itself_refuses_files_outside_the_roots(tmp_path, secret, ti
     assert snap.status == "failed" and "data.pairs_path" in snap.message
     assert "outside the app's folders" in snap.message
     assert not list((ws / "runs").rglob("eval_pairs.jsonl"))
+
+
+def test_hosted_app_caps_the_size_of_a_job(tmp_path):
+    ctx = AppContext.create(tmp_path / "ws", hosted=True)
+    config = Config()
+    config.output.save_dir = str(ctx.runs_dir)
+    assert ct.hosted_problems(config, ctx) == []
+    config.train.batch_size, config.train.max_length = 10**12, 100000
+    problems = ct.hosted_problems(config, ctx)
+    assert any(p.startswith("train.batch_size: 1000000000000 is more than this shared app allows") for p in problems)
+    assert any(p.startswith("train.max_length:") for p in problems)
+    assert ctx.run.max_minutes and not AppContext.create(tmp_path / "ws2", hosted=False).run.max_minutes
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", "a\\b", " "])
+def test_save_name_that_is_not_a_plain_folder_is_refused_everywhere(name):
+    config = Config()
+    config.output.save_name = name
+    assert any(e.startswith("output.save_name:") for e in config.validate())
+
+
+def test_a_run_over_its_time_limit_stops_saved(tmp_path, tiny_bert, monkeypatch):
+    """The hosted cap on minutes is a callback asking the loop to stop: the run ends as a Stop does."""
+    from embedgui.engine import callbacks
+    from embedgui.engine.runner import Run
+
+    clock = iter(range(0, 10**6, 30))  # every reading of the clock is 30 s after the last
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: next(clock))
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(f'{{"anchor": "term {i}", "positive": "definition of word {i}"}}\n' for i in range(16)))
+    config = Config(model_id=str(tiny_bert), device="cpu", dtype="float32")
+    config.data.pairs_path = str(pairs)
+    config.train.batch_size, config.train.steps_per_epoch, config.train.log_every = 4, 50, 1
+    config.output.save_dir, config.output.save_name = str(tmp_path / "runs"), "limited"
+    run = Run(max_minutes=1.5)  # three readings: begin, step 1 (30 s), step 2 (60 s), step 3 (90 s) -> stop
+    run.start(config)
+    assert run.wait(120)
+    snap = run.snapshot()
+    assert snap.status == "stopped" and snap.step == 3, (snap.status, snap.step, snap.message)
+    assert "limit of this app was reached" in snap.message
+    assert (tmp_path / "runs" / "limited" / "modules.json").exists()

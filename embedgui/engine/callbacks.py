@@ -59,6 +59,9 @@ class Callback:
     def on_train_begin(self, state: TrainState) -> None:
         pass
 
+    def on_step_end(self, state: TrainState) -> None:
+        pass
+
     def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
         pass
 
@@ -129,3 +132,18 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     except FileNotFoundError:
         return []
     return rows
+
+
+class TimeLimit(Callback):
+    """Stops a run after `minutes` of training (a hosted app's cap); the run ends as a Stop does, saved."""
+
+    def __init__(self, minutes: float):
+        self.seconds = minutes * 60.0
+        self.started = 0.0
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.started = time.monotonic()
+
+    def on_step_end(self, state: TrainState) -> None:
+        if time.monotonic() - self.started >= self.seconds:
+            self.control.stop(f"the {self.seconds / 60:g}-minute limit of this app was reached")

@@ -22,7 +22,8 @@ DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
-POOLINGS = ("mean", "cls", "last")
+POOLINGS = ("auto", "mean", "cls", "last")
+LORA_KEYS = ("r", "alpha", "dropout", "target_modules")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("linear", "cosine", "constant")
 LOADERS = ("automodel", "sentence_transformer")
@@ -49,6 +50,18 @@ class TrainConfig:
     # Write a resumable snapshot every N optimizer steps (0 = only when stopped or finished).
     save_every: int = 0
     resume: bool = False
+    # LoRA through peft: {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": [...]}; {} = LoRA with the
+    # defaults for the architecture; None = full fine-tuning. Only the adapter weights train.
+    lora: dict[str, Any] | None = None
+    # Matryoshka: InfoNCE also at these truncated, re-normalised sizes, e.g. [256, 128, 64]; None = off.
+    matryoshka_dims: list[int] | None = None
+    # Also score each positive against every anchor (document-to-query) and average the two directions.
+    symmetric: bool = False
+    # (H9, performance) Batches of rows of similar length, shuffled (less padding; in-memory data only).
+    group_by_length: bool = True
+    # Gradient caching: embed N texts at a time (a batch far larger than memory allows); 0 = off; null = on only
+    # when the batch would not fit in memory (embedgui.engine.gradcache.choose_chunk).
+    gradcache_chunk: int | None = None
 
 
 @dataclass
@@ -75,6 +88,11 @@ class DataConfig:
     shuffle_buffer: int = 10000
     # Use at most this many hard negatives per row (None = all of them).
     max_hard_negatives: int | None = None
+    # Prefixes put in front of every query (anchor) and document (positive, hard negative) text, in training,
+    # evaluation, search and the saved model (sentence-transformers prompts "query" / "document").
+    # None = the model folder's own prompts, if it declares any.
+    query_prompt: str | None = None
+    document_prompt: str | None = None
 
 
 @dataclass
@@ -105,8 +123,10 @@ class Config:
     device: str = "auto"
     dtype: str = "auto"
     seed: int = 42
-    pooling: str = "mean"
-    normalize: bool = True
+    # auto: the model folder's sentence-transformers pooling, else last token for decoder models, else mean.
+    pooling: str = "auto"
+    # None: follow the model (a sentence-transformers folder's Normalize module), else true.
+    normalize: bool | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -311,6 +331,9 @@ def _check_values(c: Config) -> list[str]:
     _at_least(e, "train.log_every", t.log_every, 1)
     _at_least(e, "train.eval_every", t.eval_every, 0)
     _at_least(e, "train.save_every", t.save_every, 0)
+    _at_least(e, "train.gradcache_chunk", t.gradcache_chunk, 0, optional=True)  # H9
+    e += _check_lora(t.lora)
+    e += _check_dims(t.matryoshka_dims)
     if t.temperature is not None and not 0 < t.temperature <= 10:
         e.append(f"train.temperature: {t.temperature} is not allowed; use a value in (0, 10], typically 0.02-0.1.")
     o = c.optim
@@ -328,9 +351,17 @@ def _check_values(c: Config) -> list[str]:
         e.append("data.eval_split: cannot split a streamed file; set data.eval_path or turn data.stream off.")
     _at_least(e, "data.shuffle_buffer", d.shuffle_buffer, 1)
     _at_least(e, "data.max_hard_negatives", d.max_hard_negatives, 0, optional=True)
+    for name in ("query_prompt", "document_prompt"):
+        value = getattr(d, name)
+        if value is not None and not isinstance(value, str):
+            e.append(f"data.{name}: {json.dumps(value)} is not allowed; give the text put in front of each "
+                     "text, or null.")
     out = c.output
-    if not str(out.save_name or "").strip() or any(ch in str(out.save_name) for ch in "/\\"):
-        e.append(f"output.save_name: {json.dumps(out.save_name)} is not allowed; give a folder name without slashes.")
+    name = str(out.save_name or "").strip()
+    # "." or ".." would make the run folder save_dir itself or its parent: a fresh run would clear other runs.
+    if not name or name in (".", "..") or any(ch in name for ch in "/\\\0"):
+        e.append(f"output.save_name: {json.dumps(out.save_name)} is not allowed; give a plain folder name "
+                 "(no slashes, not . or ..).")
     if not str(out.save_dir or "").strip():
         e.append("output.save_dir: empty; give the folder runs are written to, e.g. outputs.")
     _at_least(e, "output.keep_snapshots", out.keep_snapshots, 1)
@@ -339,3 +370,41 @@ def _check_values(c: Config) -> list[str]:
         e.append("output.keep_best: needs eval data; set data.eval_path or data.eval_split (e.g. 0.1).")
     return e
 
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_lora(lora: Any) -> list[str]:
+    if lora is None:
+        return []
+    example = 'e.g. {"r": 8, "alpha": 16, "dropout": 0.05}, {} for the defaults, or null for full fine-tuning'
+    if not isinstance(lora, dict):
+        return [f"train.lora: {json.dumps(lora)} is not allowed; give an object of LoRA settings ({example})."]
+    e = [_unknown(f"train.lora.{k}", k, list(LORA_KEYS)) for k in lora if k not in LORA_KEYS]
+    r, alpha, dropout = lora.get("r"), lora.get("alpha"), lora.get("dropout")
+    if r is not None and not (_whole(r) and r >= 1):
+        e.append(f"train.lora.r: {json.dumps(r)} is not allowed; give the adapter rank, a whole number like 8 or 16.")
+    if alpha is not None and not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha > 0):
+        e.append(f"train.lora.alpha: {json.dumps(alpha)} is not allowed; give a positive number, usually 2 x r.")
+    if dropout is not None and not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool)
+                                    and 0 <= dropout < 1):
+        e.append(f"train.lora.dropout: {json.dumps(dropout)} is not allowed; use a share in [0, 1), e.g. 0.05.")
+    targets = lora.get("target_modules")
+    if targets is not None and not (isinstance(targets, str) and targets.strip()) and not (
+            isinstance(targets, list) and targets and all(isinstance(x, str) and x.strip() for x in targets)):
+        e.append(f"train.lora.target_modules: {json.dumps(targets)} is not allowed; give module names like "
+                 '["query", "value"], "all-linear", or null for the defaults of the architecture.')
+    return e
+
+
+def _check_dims(dims: Any) -> list[str]:
+    if dims is None:
+        return []
+    if not isinstance(dims, list) or not dims or not all(_whole(d) and d >= 1 for d in dims):
+        return [f"train.matryoshka_dims: {json.dumps(dims)} is not allowed; give embedding sizes as whole numbers, "
+                "e.g. [384, 256, 128, 64], or null for none."]
+    if len(set(dims)) != len(dims):
+        return [f"train.matryoshka_dims: {json.dumps(dims)} lists a size twice; give each size once."]
+    return []

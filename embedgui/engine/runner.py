@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .callbacks import Callback, QueueCallback, TrainState
+from .callbacks import Callback, QueueCallback, TimeLimit, TrainState
 from .config import Config, ConfigError
 from .errors import USER_ERRORS
 from .files import atomic_write_text
@@ -99,8 +99,9 @@ class _History(Callback):
 class Run:
     """start(config) / stop() / snapshot(); thread-safe."""
 
-    def __init__(self, max_log_lines: int = 200, single_user: bool = True):
+    def __init__(self, max_log_lines: int = 200, single_user: bool = True, max_minutes: float | None = None):
         self._lock = threading.Lock()
+        self.max_minutes = max_minutes  # a hosted app's cap on one run's training time (None = no cap)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue()
@@ -198,6 +199,8 @@ class Run:
             callbacks: list[Callback] = [QueueCallback(q)]
             if config.train.resume:
                 callbacks.insert(0, _History(q, run_dir))
+            if self.max_minutes:
+                callbacks.append(TimeLimit(self.max_minutes))
             trainer = Trainer(config, callbacks=callbacks)
             result = trainer.fit(stop)
             q.put(("done", trainer.state.to_dict(), result.status))

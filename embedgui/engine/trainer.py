@@ -30,7 +30,8 @@ from .config import Config, ConfigError
 from .data import PairCollator, batches_per_pass, make_loader, write_pairs
 from .device import Precision, precision_for_resume, resolve_device
 from .files import SaveError, atomic_write_text, save_error
-from .loss import InfoNCELoss, LossOutput
+from .gradcache import with_gradcache  # H9
+from .loss import LossOutput, build_loss
 from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config
 from .optimization import build_optimizer, build_scheduler, seed_everything
 from .snapshots import (
@@ -135,8 +136,8 @@ class _Job:
 class Trainer:
     """Runs one training job described by a Config; `fit(stop_event)` is safe to call from a background thread.
 
-    loss: an object called as loss(model, batch) -> LossOutput (see embedgui.engine.loss); InfoNCELoss with
-    config.train.temperature when None.
+    loss: an object called as loss(model, batch) -> LossOutput (see embedgui.engine.loss); when None, the one
+    the config describes (build_loss: InfoNCE, symmetric, Matryoshka).
     """
 
     def __init__(self, config: Config, callbacks: list[Callback] | None = None, loss: Callable | None = None):
@@ -145,7 +146,7 @@ class Trainer:
             raise ConfigError(errors)
         self.config = config
         self.callbacks = list(callbacks or [])
-        self.loss = loss if loss is not None else InfoNCELoss(config.train.temperature)
+        self.loss = loss if loss is not None else with_gradcache(build_loss(config), config)  # H9: GradCache
         self.state = TrainState(epochs=config.train.epochs)
         self.control = TrainerControl()
         self.run_dir = config.run_dir
@@ -169,6 +170,7 @@ class Trainer:
                     break
                 self._optimizer_step(job)
                 self._after_step(job)
+                self._emit("on_step_end")
             return self._finish(job)
         except Exception as e:
             error = self._fail(e)
@@ -232,13 +234,19 @@ class Trainer:
                                self.run_dir / METRICS_NAME, resumed_from=snapshot,
                                old_folder_pending=snapshot is None)
         job.model = self._load_model(device)
+        if hasattr(self.loss, "check"):  # e.g. Matryoshka sizes larger than the model's embedding
+            try:
+                self.loss.check(job.model.dim)
+            except ValueError as e:
+                raise TrainingError(str(e)) from None
         if hasattr(self.loss, "to"):
             self.loss.to(device)  # a loss with its own weights or buffers
         job.optimizer = build_optimizer(job.model, c)
         job.scheduler = build_scheduler(job.optimizer, c, state.max_steps)
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
-                        "rows": data.rows, "seed": c.seed}
+                        "rows": data.rows, "seed": c.seed,
+                        "group_by_length": c.train.group_by_length}  # H9
         if snapshot is not None:
             self._resume(job, snapshot)
         if data.eval_rows and c.data.eval_split and not c.data.eval_path:
@@ -247,11 +255,12 @@ class Trainer:
             self.callbacks.append(JsonlCallback(job.metrics_path))
         # The collator cuts texts at the model's real limit (train.max_length capped to its position table).
         collator = PairCollator(job.model.tokenizer, job.model.max_length, c.train.pad_to_multiple_of,
-                                c.data.max_hard_negatives)
+                                c.data.max_hard_negatives, query_prompt=job.model.prompt("query"),
+                                document_prompt=job.model.prompt("document"))
         loader = make_loader(data.source, collator, batch_size=batch_size, seed=c.seed, shuffle=c.data.shuffle,
                              start_batch=job.consumed, num_workers=c.train.num_workers,
                              pin_memory=device.type == "cuda", shuffle_buffer=c.data.shuffle_buffer,
-                             skip_invalid=c.data.skip_invalid)
+                             skip_invalid=c.data.skip_invalid, group_by_length=c.train.group_by_length)  # H9
         job.batches = iter(loader)
         job.step_start_consumed = job.consumed
         state.epoch = min(state.step // steps_per_epoch + 1, c.train.epochs)
@@ -370,11 +379,12 @@ class Trainer:
 
         c = self.config
 
-        def encode(texts: list[str]) -> torch.Tensor:
-            return job.model.encode(texts, batch_size=job.batch_size, autocast_dtype=job.precision.autocast_dtype)
+        def encoder(prompt: str) -> Callable[[list[str]], torch.Tensor]:
+            return lambda texts: job.model.encode(texts, batch_size=job.batch_size, prompt=prompt,
+                                                  autocast_dtype=job.precision.autocast_dtype)
 
-        job.phase = "eval"
-        metrics = evaluate_pairs(encode, job.data.eval_rows)
+        job.phase = "eval"  # queries and documents get their prompts, as in training
+        metrics = evaluate_pairs(encoder("query"), job.data.eval_rows, encode_corpus=encoder("document"))
         job.phase = "train"
         self._emit("on_evaluate", metrics)
         score = metrics.get(c.output.best_metric)

@@ -21,7 +21,7 @@ from ..engine import config as cfg
 from ..engine.config import Config, ConfigError, config_from_dict, load_config
 from ..engine.paths import inside
 from .base import UI
-from .context import SAMPLE_PAIRS, AppContext
+from .context import HOSTED_CAPS, SAMPLE_PAIRS, AppContext
 from .i18n import field_info, field_label, t
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,11 @@ def hosted_problems(config: Config, ctx: AppContext) -> list[str]:
     if not inside(config.run_dir, ctx.workspace):
         problems.append(f"output.save_dir: {config.output.save_dir} is outside the app's workspace; "
                         "use a folder inside it.")
+    for name, cap in HOSTED_CAPS.items():
+        value = _get(config, name) if "." in name else None
+        if value is not None and value > cap:
+            problems.append(f"{name}: {value} is more than this shared app allows ({cap}); lower it, or run "
+                            "embedgui on your own machine for larger jobs.")
     return problems
 
 

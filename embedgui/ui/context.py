@@ -14,6 +14,9 @@ from ..engine.runner import Run
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 SAMPLE_PAIRS = ASSETS / "sample_pairs.jsonl"
 SAMPLE_GLOSSARY = ASSETS / "sample_glossary.csv"
+# What one visitor may ask of a shared (hosted) app; a larger job belongs on the visitor's own machine.
+HOSTED_CAPS = {"train.batch_size": 128, "train.max_length": 512, "train.epochs": 20, "train.steps_per_epoch": 5000,
+               "train.grad_accum_steps": 16, "minutes": 60}
 # fields that may name a Hub repository instead of a local folder
 MODEL_FIELDS = {"model_id", "tokenizer_id", "model", "base"}
 
@@ -34,7 +37,8 @@ class AppContext:
             (root / sub).mkdir(parents=True, exist_ok=True)
         hosted = is_hosted() if hosted is None else hosted
         # a hosted app serves many visitors: only the visitor who started a run may stop or resume it
-        return cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted))
+        minutes = float(os.environ.get("EMBEDGUI_HOSTED_MAX_MINUTES", HOSTED_CAPS["minutes"])) if hosted else None
+        return cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted, max_minutes=minutes))
 
     @property
     def data_dir(self) -> Path:
