@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -75,12 +74,10 @@ def test_unwritable_cache_only_costs_a_probe(tmp_path, probe_env, monkeypatch):
     assert device.cpu_bf16_is_faster()[0] is True
 
 
-def test_real_probe_is_quick(probe_env):
-    start = time.perf_counter()
+def test_real_probe_gives_a_verdict_with_its_reason(probe_env):
+    # Its time budget (0.5 s) is the probe's own loop bound, not asserted here: no timed tests.
     fast, why = device._probe_verdict()
-    elapsed = time.perf_counter() - start
     assert "median of" in why and isinstance(fast, bool)
-    assert elapsed < 1.0  # budget 0.5 s; slack for a CI machine shared with other jobs
 
 
 def test_resume_keeps_the_snapshot_precision_unless_the_device_changed(caplog):

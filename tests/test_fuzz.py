@@ -77,3 +77,26 @@ def test_pairs_file_loads_or_raises_pairs_error(tmp_path_factory, lines, skip, t
         return
     assert pairs and all(p.anchor.strip() and p.positive.strip() for p in pairs)
     assert skip or not skipped
+
+
+table_text = st.lists(
+    st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8) | st.sampled_from(
+        ['"', '""', ",", "\t", ";", "|", "\r", "용어", "정의"]), max_size=4).map(lambda cells: ",".join(cells)),
+    max_size=6,
+).map("\n".join)
+
+
+@FUZZ
+@given(raw=table_text.map(lambda s: s.encode("utf-8")) | table_text.map(lambda s: s.encode("cp949", "ignore"))
+       | st.binary(max_size=200), suffix=st.sampled_from([".csv", ".tsv", ".jsonl", ".txt"]))
+def test_table_file_loads_or_raises_table_error(tmp_path_factory, raw, suffix):
+    from embedgui.engine.tables import TableError, read_table
+
+    path = tmp_path_factory.mktemp("table") / f"input{suffix}"
+    path.write_bytes(raw)
+    try:
+        table = read_table(path)
+    except TableError as e:
+        assert path.name in str(e)
+        return
+    assert all(len(row) == len(table.columns) for row in table.rows)
