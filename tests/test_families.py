@@ -16,14 +16,9 @@ import torch.nn.functional as F
 from embedgui.engine.config import config_from_dict
 from embedgui.engine.evaluate import evaluate_model
 from embedgui.engine.loss import InfoNCELoss, MatryoshkaLoss, SymmetricInfoNCELoss, info_nce
-from embedgui.engine.modeling import (
-    ADAPTER_DIR,
-    ModelLoadError,
-    appends_eos,
-    is_decoder_only,
-    load_embedder,
-    pool,
-)
+from embedgui.engine.model_files import ADAPTER_DIR
+from embedgui.engine.modeling import ModelLoadError, load_embedder
+from embedgui.engine.pooling import appends_eos, is_decoder_only, pool
 from embedgui.engine.trainer import Trainer
 
 WORDS = ("the a an of to in is for and with model data text train loss vector embedding token batch learning "

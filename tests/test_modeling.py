@@ -8,11 +8,10 @@ from embedgui.engine.modeling import (
     Embedder,
     ModelLoadError,
     find_trainable_forward,
-    l2_normalize,
     load_embedder,
-    pool,
     resolve_model_path,
 )
+from embedgui.engine.pooling import l2_normalize, pool
 
 
 def test_mean_pooling_ignores_padding():

@@ -228,7 +228,8 @@ def compare(model_dir_or_id: str, base_model: str, pairs_path: str | os.PathLike
     compared like with like: where the base model declares no query/document prompt, it gets the trained
     model's (an e5 base is scored with the same "query: " prefix its fine-tuned copy trained with).
     """
-    from .modeling import resolve_model_path, run_settings, saved_prompts
+    from .model_files import run_settings, saved_prompts
+    from .modeling import resolve_model_path
 
     pairs, skipped = read_pairs(pairs_path, skip_invalid=skip_invalid)
     task = build_task(pairs, hard_negatives_as_distractors)

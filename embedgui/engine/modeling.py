@@ -1,20 +1,18 @@
-"""Load an embedding model (Hugging Face AutoModel or a sentence-transformers model), pool, normalise, save.
+"""Load an embedding model (Hugging Face AutoModel or a sentence-transformers model) as an Embedder, and save it.
 
 The Embedder turns tokenised text into one vector per text: prompt + text -> backbone -> token states ->
-pooling -> L2 norm. It saves in both Hugging Face format (config.json, weights, tokenizer) and sentence-transformers
-format (modules.json, 1_Pooling, 2_Normalize, prompts in config_sentence_transformers.json), so
-AutoModel.from_pretrained(dir) and SentenceTransformer(dir) both load it and give the same vectors as the trainer.
+pooling -> L2 norm (pooling.py). It saves in both Hugging Face format (config.json, weights, tokenizer) and
+sentence-transformers format (model_files.py), so AutoModel.from_pretrained(dir) and SentenceTransformer(dir) both
+load it and give the same vectors as the trainer.
 
 Pooling "auto" follows the model: a sentence-transformers folder's 1_Pooling, else the last token for decoder-only
 models (with the end-of-text token appended when the tokenizer does not add it), else the mean. A run folder
-(one with train_config.json) loads with the settings it was trained with. LoRA (train.lora) goes through peft;
-the saved model is the merged model, with the adapter alone in adapter/.
+(one with train_config.json) loads with the settings it was trained with. LoRA (train.lora) goes through peft
+(lora.py); the saved model is the merged model, with the adapter alone in adapter/.
 """
-
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -22,13 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import DEFAULT_MODEL_ID, Config
 from .device import resolve_device
-from .hosted import is_hosted
+from .model_files import (
+    ADAPTER_DIR,
+    hub_st_folder,
+    run_settings,
+    saved_pooling,
+    saved_prompts,
+    write_sentence_transformers_files,
+)
 from .paths import resolve_user_path
+from .pooling import ensure_eos, is_decoder_only, l2_normalize, pool
 
 log = logging.getLogger(__name__)
 
@@ -39,27 +44,9 @@ PACKAGED_MODELS = {DEFAULT_MODEL_ID, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
 BACKBONE_NAMES = ("roberta", "xlm_roberta", "bert", "model", "transformer", "backbone", "encoder", "base_model")
 
 OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "data2vec-text"}
-# sentence-transformers modules the Embedder reproduces; anything else (Dense, ...) would be silently dropped.
-KNOWN_ST_MODULES = ("Transformer", "Pooling", "Normalize")
 
-NORM_EPS = 1e-6  # large enough not to underflow in half precision
-
-RUN_CONFIG_NAME = "train_config.json"  # the trainer's config in a run folder (trainer.CONFIG_NAME)
-ADAPTER_DIR = "adapter"  # a LoRA run's adapter, beside the merged model (never at the root: see save())
 # sentence-transformers prompt names for documents, in the order its encode_document() tries them.
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
-
-# LoRA target modules when train.lora gives none: the attention projections of each family (peft's own table
-# has only query/value); other architectures fall back to peft's table, then to every linear layer.
-LORA_TARGETS = {
-    **dict.fromkeys(("bert", "roberta", "xlm-roberta", "camembert", "electra", "data2vec-text"),
-                    ["query", "key", "value", "attention.output.dense"]),
-    "distilbert": ["q_lin", "k_lin", "v_lin", "out_lin"],
-    "mpnet": ["q", "k", "v", "o"],
-    **dict.fromkeys(("qwen2", "qwen3", "llama", "mistral", "gemma", "gemma2", "gemma3_text", "phi3"),
-                    ["q_proj", "k_proj", "v_proj", "o_proj"]),
-}
-LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.05}
 
 
 class ModelLoadError(RuntimeError):
@@ -90,36 +77,6 @@ def resolve_model_path(model_id: str, base_dir: str | None = None, roots: Sequen
         if packaged is not None:
             return str(packaged)
     return model_id
-
-
-def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
-    """One vector per sequence from token states [B, T, H] and attention mask [B, T], computed in float32.
-
-    mean: average of the non-padding tokens; cls: the first non-padding token (the first position under right
-    padding, as sentence-transformers takes it); last: the last non-padding token (left or right padding, as
-    decoder embedders need). Padding never contributes.
-    """
-    h = hidden.float()
-    m = mask.to(h.dtype)
-    if mode == "mean":
-        summed = (h * m.unsqueeze(-1)).sum(dim=1)
-        return summed / m.sum(dim=1, keepdim=True).clamp(min=1.0)  # an all-padding row gives 0, not NaN
-    if mode == "cls":
-        if bool((mask[:, 0] == 1).all()):  # right padding (or none): the first position is real everywhere
-            return h[:, 0]
-        first = mask.long().argmax(dim=1)  # left padding: the first attended position
-        return h[torch.arange(h.size(0), device=h.device), first]
-    if mode == "last":
-        if bool((mask[:, -1] == 1).all()):  # left padding (or no padding): the last position is real everywhere
-            return h[:, -1]
-        last = (mask.long().sum(dim=1) - 1).clamp(min=0)
-        return h[torch.arange(h.size(0), device=h.device), last]
-    raise ValueError(f"pooling: '{mode}' is not one of mean, cls, last")
-
-
-def l2_normalize(x: torch.Tensor) -> torch.Tensor:
-    """Unit length in float32 with eps=1e-6, so half-precision inputs cannot give NaN."""
-    return F.normalize(x.float(), p=2, dim=-1, eps=NORM_EPS)
 
 
 class Embedder(nn.Module):
@@ -267,118 +224,6 @@ def enable_gradient_checkpointing(model: Embedder) -> bool:
     return True
 
 
-def write_sentence_transformers_files(directory: Path, dim: int, pooling: str, normalize: bool,
-                                      max_length: int, prompts: dict[str, str] | None = None,
-                                      matryoshka_dims: list[int] | None = None) -> None:
-    """modules.json + sentence_bert_config.json + 1_Pooling (+ 2_Normalize), the layout every ST version reads.
-
-    The pooling config keeps the legacy pooling_mode_* keys: sentence-transformers 6 reads them too, older
-    versions read only them. Matryoshka sizes go in config_sentence_transformers.json (an extra key it ignores).
-    """
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]
-    if normalize:
-        normalize_module = "sentence_transformers.models.Normalize"
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": normalize_module})
-        (directory / "2_Normalize").mkdir(exist_ok=True)
-    (directory / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
-    (directory / "sentence_bert_config.json").write_text(
-        json.dumps({"max_seq_length": max_length, "do_lower_case": False}, indent=2) + "\n"
-    )
-    (directory / "1_Pooling").mkdir(exist_ok=True)
-    pooling_config = {
-        "word_embedding_dimension": dim,
-        "pooling_mode_cls_token": pooling == "cls",
-        "pooling_mode_mean_tokens": pooling == "mean",
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-        "pooling_mode_weightedmean_tokens": False,
-        "pooling_mode_lasttoken": pooling == "last",
-        "include_prompt": True,
-    }
-    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2) + "\n")
-    st_config: dict[str, Any] = {"prompts": {k: v for k, v in (prompts or {}).items() if v is not None},
-                                 "default_prompt_name": None, "similarity_fn_name": "cosine"}
-    if matryoshka_dims:
-        st_config["matryoshka_dims"] = sorted(matryoshka_dims, reverse=True)
-    (directory / "config_sentence_transformers.json").write_text(json.dumps(st_config, indent=2) + "\n")
-
-
-def saved_prompts(path: str) -> tuple[dict[str, str], list[int] | None]:
-    """(prompts, matryoshka_dims) from a folder's config_sentence_transformers.json ({} and None without one)."""
-    try:
-        data = json.loads((Path(path) / "config_sentence_transformers.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}, None
-    if not isinstance(data, dict):
-        return {}, None
-    prompts = data.get("prompts") if isinstance(data.get("prompts"), dict) else {}
-    dims = data.get("matryoshka_dims")
-    dims = [int(d) for d in dims] if isinstance(dims, list) and all(isinstance(d, int) for d in dims) else None
-    return {str(k): v for k, v in prompts.items() if isinstance(v, str)}, dims
-
-
-def run_settings(path: str) -> dict[str, Any]:
-    """The settings a run folder was trained with (its train_config.json), as load_embedder arguments; {} if none.
-
-    Pooling, normalisation, prompts and the length limit are also in the saved sentence-transformers files, which
-    win; the hf.* settings (remote code, default_task, loader) exist only here. A hosted app never takes
-    trust_remote_code from a file.
-    """
-    try:
-        data = json.loads((Path(path) / RUN_CONFIG_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    section = {k: (data.get(k) if isinstance(data.get(k), dict) else {}) for k in ("hf", "data", "train")}
-    hf, d, t = section["hf"], section["data"], section["train"]
-    out: dict[str, Any] = {
-        "pooling": data.get("pooling") if data.get("pooling") != "auto" else None,
-        "normalize": data.get("normalize"),
-        "max_length": t.get("max_length"),
-        "query_prompt": d.get("query_prompt"),
-        "document_prompt": d.get("document_prompt"),
-        "default_task": hf.get("default_task"),
-        "loader": hf.get("loader"),
-        "trust_remote_code": bool(hf.get("trust_remote_code")) and not is_hosted(),
-    }
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def saved_pooling(path: str) -> tuple[str | None, bool | None, int | None]:
-    """(pooling, normalize, max_length) from a sentence-transformers folder, or Nones where it is not one."""
-    folder = Path(path)
-    modules_file = folder / "modules.json"
-    if not modules_file.exists():
-        return None, None, None
-    try:
-        modules = json.loads(modules_file.read_text())
-        pooling = None
-        for m in modules:
-            if m.get("type", "").endswith("Pooling"):
-                cfg = json.loads((folder / m["path"] / "config.json").read_text())
-                mode = cfg.get("pooling_mode")
-                if isinstance(mode, list):  # sentence-transformers 6 may list several modes
-                    mode = mode[0] if len(mode) == 1 else "+".join(mode)
-                if mode is None:
-                    mode = next((k for k, v in {"cls": "pooling_mode_cls_token", "last": "pooling_mode_lasttoken",
-                                                "mean": "pooling_mode_mean_tokens"}.items() if cfg.get(v)), None)
-                pooling = {"lasttoken": "last"}.get(mode, mode)
-        normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
-        extra = [m.get("type", "?") for m in modules if not m.get("type", "").endswith(KNOWN_ST_MODULES)]
-        if extra:
-            log.warning("%s has sentence-transformers modules embedgui does not reproduce (%s); they are left out "
-                        "of training, evaluation and the saved model.", folder, ", ".join(extra))
-        st_cfg = folder / "sentence_bert_config.json"
-        max_length = json.loads(st_cfg.read_text()).get("max_seq_length") if st_cfg.exists() else None
-        return pooling, normalize, max_length
-    except (OSError, ValueError, KeyError):
-        return None, None, None
-
-
 def _not_found(model_id: str, local_files_only: bool, error: Exception) -> ModelLoadError:
     tried = f"'{model_id}' is not a local folder"
     if model_id in PACKAGED_MODELS:
@@ -484,7 +329,7 @@ def load_embedder(
         trust_remote_code = run.get("trust_remote_code", False)
     loader = loader or run.get("loader") or "automodel"
     default_task = default_task or run.get("default_task")
-    st_folder = path if Path(path).is_dir() else _hub_st_folder(path, revision, local_files_only)
+    st_folder = path if Path(path).is_dir() else hub_st_folder(path, revision, local_files_only)
     saved_mode, saved_norm, saved_len = saved_pooling(st_folder) if st_folder else (None, None, None)
     prompts, saved_dims = saved_prompts(st_folder) if st_folder else ({}, None)
     if pooling in (None, "auto"):
@@ -553,123 +398,10 @@ def load_embedder(
                         forward_module=forward_module, st_transformer=st_transformer, source=str(model_id),
                         prompts=prompts, matryoshka_dims=matryoshka_dims or saved_dims)
     if for_training and lora is not None:
+        from .lora import apply_lora  # peft only when LoRA is asked for
+
         apply_lora(embedder, lora, base_name=str(model_id))
     return embedder.train(for_training)  # a model loaded to encode stays in eval mode (no dropout)
-
-
-def _hub_st_folder(model_id: str, revision: str | None, local_files_only: bool) -> str | None:
-    """The cached snapshot folder holding a hub model's sentence-transformers files, or None (no such files,
-    offline and not cached, not a hub id). Only the small JSON files are fetched."""
-    if "/" not in model_id or model_id.count("/") > 1:
-        return None
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        return None
-
-    def fetch(name: str) -> Path | None:
-        try:
-            return Path(hf_hub_download(model_id, name, revision=revision, local_files_only=local_files_only))
-        except Exception:  # not there, offline, no access: the model simply has no such file
-            return None
-
-    found = fetch("modules.json")
-    prompts = fetch("config_sentence_transformers.json")
-    if found is None:
-        return str(prompts.parent) if prompts else None
-    try:
-        modules = json.loads(found.read_text(encoding="utf-8"))
-        for m in modules:
-            if str(m.get("type", "")).endswith("Pooling") and m.get("path"):
-                fetch(f"{m['path']}/config.json")
-    except (OSError, ValueError, AttributeError):
-        pass
-    fetch("sentence_bert_config.json")
-    return str(found.parent)
-
-
-def is_decoder_only(model: nn.Module) -> bool:
-    """A decoder-only (causal) model: some attention module is causal and the model is no encoder-decoder."""
-    config = getattr(model, "config", None)
-    if getattr(config, "is_encoder_decoder", False):
-        return False
-    return any(getattr(m, "is_causal", False) is True for m in model.modules())
-
-
-def appends_eos(tokenizer: Any) -> bool:
-    """True when the tokenizer itself ends every text with its end-of-text token."""
-    eos = getattr(tokenizer, "eos_token_id", None)
-    ids = tokenizer(["a"])["input_ids"][0]
-    return eos is not None and len(ids) > 0 and ids[-1] == eos
-
-
-def ensure_eos(tokenizer: Any) -> bool:
-    """Make a fast tokenizer append its end-of-text token (Qwen3-Embedding style); True when it now does.
-
-    The rule goes into the tokenizer's post-processor, so tokenizer.json saved with the model carries it and
-    SentenceTransformer(dir) tokenizes exactly as the trainer did (sentence-transformers adds no token itself).
-    """
-    if appends_eos(tokenizer):
-        return True
-    eos, eos_id = getattr(tokenizer, "eos_token", None), getattr(tokenizer, "eos_token_id", None)
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if eos is None or eos_id is None or backend is None:
-        log.warning("Last-token pooling without an end-of-text token: the tokenizer has no eos_token (or is not "
-                    "a fast tokenizer), so each text's own last token is pooled.")
-        return False
-    from tokenizers import processors
-
-    ids = tokenizer(["a"])["input_ids"][0]
-    bos, bos_id = getattr(tokenizer, "bos_token", None), getattr(tokenizer, "bos_token_id", None)
-    keep_bos = bos is not None and bos_id is not None and len(ids) > 0 and ids[0] == bos_id
-    head = f"{bos}:0 " if keep_bos else ""
-    special = [(eos, eos_id)] + ([(bos, bos_id)] if keep_bos and bos != eos else [])
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{head}$A:0 {eos}:0", pair=f"{head}$A:0 {eos}:0 $B:1 {eos}:1", special_tokens=special)
-    log.info("Appending %s to every text for last-token pooling", eos)
-    return appends_eos(tokenizer)
-
-
-def default_lora_targets(model: nn.Module) -> list[str] | str:
-    """LoRA target modules for an architecture: attention projections where known, else peft's, else all-linear."""
-    model_type = getattr(getattr(model, "config", None), "model_type", "")
-    if model_type in LORA_TARGETS:
-        return list(LORA_TARGETS[model_type])
-    try:
-        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
-    except ImportError:
-        PEFT_TARGETS = {}
-    return list(PEFT_TARGETS.get(model_type, [])) or "all-linear"
-
-
-def apply_lora(embedder: Embedder, settings: dict[str, Any], base_name: str = "") -> int:
-    """Wrap the backbone in a peft LoRA model: the base weights freeze, only the adapter trains.
-
-    settings: train.lora ({"r", "alpha", "dropout", "target_modules"}, each optional). Returns the trainable
-    parameter count. The adapter layers are injected in place, so a forward submodule or a sentence-transformers
-    Transformer module that wraps the same layers trains through them too.
-    """
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError as e:
-        raise ModelLoadError("train.lora needs the peft package: run `pip install peft`, or set train.lora to "
-                             "null for full fine-tuning.") from e
-    options = {**LORA_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    targets = options.get("target_modules") or default_lora_targets(embedder.backbone)
-    lora_config = LoraConfig(r=int(options["r"]), lora_alpha=options["alpha"], lora_dropout=options["dropout"],
-                             target_modules=targets, bias="none")
-    if base_name:
-        lora_config.base_model_name_or_path = base_name
-    try:
-        embedder.backbone = get_peft_model(embedder.backbone, lora_config)
-    except ValueError as e:  # peft: none of the target modules exist in this model
-        raise ModelLoadError(f"train.lora.target_modules: {targets} does not match this model's layers "
-                             f"({str(e).splitlines()[0]}); give module names from the model, or all-linear.") from e
-    trainable = sum(p.numel() for p in embedder.backbone.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in embedder.backbone.parameters())
-    log.info("LoRA r=%s alpha=%s on %s: %d of %d parameters train (%.2f%%)", options["r"], options["alpha"],
-             targets, trainable, total, 100 * trainable / max(total, 1))
-    return trainable
 
 
 def _position_limit(model: nn.Module, tokenizer: Any) -> int:

@@ -32,6 +32,7 @@ from .device import Precision, precision_for_resume, resolve_device
 from .files import SaveError, atomic_write_text, save_error
 from .gradcache import with_gradcache  # H9
 from .loss import LossOutput, build_loss
+from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
 from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config
 from .optimization import build_optimizer, build_scheduler, seed_everything
 from .snapshots import (
@@ -49,7 +50,6 @@ from .train_data import TrainingData, load_training_data, log_negative_stats, no
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "train_config.json"  # config.json in the run folder belongs to the Hugging Face model
 EVAL_SPLIT_NAME = "eval_pairs.jsonl"  # the held-out rows of data.eval_split, so a run can be scored again later
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "metrics_summary.json"
