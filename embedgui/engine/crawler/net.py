@@ -145,17 +145,19 @@ def _guarded_session(hosted: bool):
             sock.close()
             raise UnsafeAddressError(f"the host {host} connected to the non-public address {peer}, refused")
 
-    class GuardedHTTPConnection(HTTPConnection):
+    class PeerCheck:
+        """Checks the address a connection really reached (after DNS), for plain and TLS connections alike."""
+
         def _new_conn(self) -> socket.socket:
             sock = super()._new_conn()
             check_peer(sock, self.host)
             return sock
 
-    class GuardedHTTPSConnection(HTTPSConnection):
-        def _new_conn(self) -> socket.socket:
-            sock = super()._new_conn()
-            check_peer(sock, self.host)
-            return sock
+    class GuardedHTTPConnection(PeerCheck, HTTPConnection):
+        pass
+
+    class GuardedHTTPSConnection(PeerCheck, HTTPSConnection):
+        pass
 
     class GuardedHTTPPool(HTTPConnectionPool):
         ConnectionCls = GuardedHTTPConnection
