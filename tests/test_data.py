@@ -15,6 +15,7 @@ from embedgui.engine.data import (
     batches_per_pass,
     count_pairs,
     find_pairs_path,
+    make_loader,
     read_pairs,
     split_pairs,
     write_pairs,
@@ -166,3 +167,72 @@ def test_one_pair_type_written_and_read_back(tmp_path):
     assert path.read_bytes().decode("utf-8").count("\n") == 2 and "\\u" not in path.read_text(encoding="utf-8")
     assert read_pairs(path) == (rows, [])
     assert not list(path.parent.glob("*.tmp"))
+
+
+# -- length-grouped batches and the token cache (H9) ---------------------------------------------------------------
+def padded_share(batches, lengths):
+    real = sum(lengths[i] for b in batches for i in b)
+    return real / sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+
+def test_length_grouped_sampler_is_deterministic_resumable_and_pads_less():
+    lengths = [((i * 37) % 61) + 1 for i in range(203)]
+    make = lambda **kw: EndlessBatchSampler(203, 8, seed=5, lengths=lengths, window=4, **kw)  # noqa: E731
+    per_pass = batches_per_pass(203, 8)
+    full = list(itertools.islice(iter(make()), 3 * per_pass))
+    assert full == list(itertools.islice(iter(make()), 3 * per_pass))
+    for p in range(3):  # every pass still covers every row exactly once, with the usual batch count
+        assert sorted(i for b in full[p * per_pass : (p + 1) * per_pass] for i in b) == list(range(203))
+    assert full[:per_pass] != full[per_pass : 2 * per_pass]
+    assert list(itertools.islice(iter(make(start_batch=30)), 20)) == full[30:50]
+    plain = list(itertools.islice(iter(EndlessBatchSampler(203, 8, seed=5)), 3 * per_pass))
+    assert padded_share(full, lengths) > padded_share(plain, lengths) + 0.2
+    # content stays random: batches are not runs of consecutive rows, and the batch order is not by length
+    firsts = [max(lengths[i] for i in b) for b in full[:per_pass]]
+    assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)
+
+
+def test_token_cache_gives_what_the_tokenizer_gives(tiny_bert):
+    from transformers import AutoTokenizer
+
+    rows = [Pair("the model", "a vector of data", ["the data", "a vector"]), Pair("loss", "A  Vector"),
+            Pair("The Model of text", "the data text train loss vector embedding token batch", [])] * 2
+    for side in ("right", "left"):
+        for multiple, longest in ((None, 6), (4, 8)):
+            tok = AutoTokenizer.from_pretrained(tiny_bert)
+            tok.padding_side = side
+            plain = PairCollator(tok, max_length=longest, pad_to_multiple_of=multiple)
+            cached = PairCollator(tok, max_length=longest, pad_to_multiple_of=multiple)
+            cached.enable_token_cache()
+            for _ in range(2):  # the second time from the cache
+                a, b = plain(rows), cached(rows)
+                for key in ("anchor", "candidates"):
+                    assert list(a[key]) == list(b[key])
+                    for name in a[key]:
+                        assert a[key][name].equal(b[key][name]), (side, multiple, key, name)
+
+
+def test_each_text_is_tokenised_once_across_epochs(tiny_bert, tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    seen = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(tok, name)
+
+        def __call__(self, texts, **kw):
+            seen.extend(texts)
+            return tok(texts, **kw)
+
+    rows = [Pair(f"term {i}", f"definition {i} " + "word " * (i % 9)) for i in range(30)]
+    loader = make_loader(rows, PairCollator(Counting(), 32), batch_size=4, seed=0, group_by_length=True)
+    for _ in itertools.islice(iter(loader), 3 * batches_per_pass(30, 4)):  # three epochs
+        pass
+    assert len(seen) == len(set(seen)) == 60
+    # a streamed file is tokenised batch by batch (memory stays flat): nothing is cached
+    path = write_pairs(tmp_path / "p.jsonl", rows) or tmp_path / "p.jsonl"
+    collator = PairCollator(tok, 32)
+    next(iter(make_loader(path, collator, batch_size=4, seed=0, group_by_length=True)))
+    assert collator.token_cache is None

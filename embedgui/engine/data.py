@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,24 +166,53 @@ def batches_per_pass(n_rows: int, batch_size: int) -> int:
     return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
 
 
-class EndlessBatchSampler(Sampler[list[int]]):
-    """Row indexes of batch g, g+1, ... for in-memory data: pass p is a permutation seeded with seed + p."""
+# Length grouping sorts rows by length within windows of this many batches (a shuffled window, then the batch order
+# shuffled). Larger windows save more padding but make a batch's rows more alike in length; see docs/performance.md.
+GROUP_WINDOW_BATCHES = 16
 
-    def __init__(self, n_rows: int, batch_size: int, seed: int, shuffle: bool = True, start_batch: int = 0):
+
+class EndlessBatchSampler(Sampler[list[int]]):
+    """Row indexes of batch g, g+1, ... for in-memory data: pass p is a permutation seeded with seed + p.
+
+    lengths (one sort key per row, e.g. its token count): length-grouped batches, as the reference trainers'
+    group_by_length does. The pass's permutation is cut into windows of `window` batches, each window is sorted
+    by length and cut into batches, and the order of the pass's batches is shuffled; so each batch holds rows of
+    similar length but random content (what in-batch negatives need), with far less padding. Batch g is still a
+    function of (seed, g) alone, so a resumed run sees what an uninterrupted one would have.
+    """
+
+    def __init__(self, n_rows: int, batch_size: int, seed: int, shuffle: bool = True, start_batch: int = 0,
+                 lengths: Sequence[int] | None = None, window: int = GROUP_WINDOW_BATCHES):
         self.n_rows, self.batch_size, self.seed, self.shuffle = n_rows, batch_size, seed, shuffle
         self.start_batch = start_batch
         self.per_pass = batches_per_pass(n_rows, batch_size)
+        if lengths is not None and len(lengths) != n_rows:
+            raise ValueError(f"lengths: {len(lengths)} values for {n_rows} rows")
+        self.lengths, self.window = lengths, max(1, window)
+
+    def pass_batches(self, pass_no: int) -> list[list[int]]:
+        """The batches of pass pass_no, in order."""
+        if not self.shuffle:
+            order = list(range(self.n_rows))
+            return [order[b * self.batch_size : (b + 1) * self.batch_size] for b in range(self.per_pass)]
+        generator = torch.Generator().manual_seed(self.seed + pass_no)
+        order = torch.randperm(self.n_rows, generator=generator).tolist()
+        if self.lengths is None:
+            return [order[b * self.batch_size : (b + 1) * self.batch_size] for b in range(self.per_pass)]
+        span = self.window * self.batch_size
+        lengths = self.lengths
+        grouped: list[int] = []
+        for start in range(0, self.n_rows, span):
+            # Longest first within a window (a stable sort: equal lengths keep their random order).
+            grouped += sorted(order[start : start + span], key=lambda i: -lengths[i])
+        batches = [grouped[b * self.batch_size : (b + 1) * self.batch_size] for b in range(self.per_pass)]
+        # Shuffled batch order: the long and short batches of a window do not come in a run.
+        return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
     def __iter__(self) -> Iterator[list[int]]:
         pass_no, offset = divmod(self.start_batch, self.per_pass)
         while True:
-            if self.shuffle:
-                order = torch.randperm(self.n_rows, generator=torch.Generator().manual_seed(self.seed + pass_no))
-                order = order.tolist()
-            else:
-                order = list(range(self.n_rows))
-            for b in range(offset, self.per_pass):
-                yield order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield from self.pass_batches(pass_no)[offset:]
             pass_no, offset = pass_no + 1, 0
 
 
@@ -243,17 +273,84 @@ class StreamedBatches(IterableDataset):
 
 
 class PairCollator:
-    """Rows -> tokenised anchors and candidates (all positives, then all hard negatives) + ids for masking."""
+    """Rows -> tokenised anchors and candidates (all positives, then all hard negatives) + ids for masking.
+
+    query_prompt goes in front of every anchor and document_prompt in front of every positive and hard negative
+    (plain concatenation, as Embedder.encode and sentence-transformers do); the ids for masking use the texts
+    without the prompts.
+    """
 
     def __init__(self, tokenizer: Any, max_length: int, pad_to_multiple_of: int | None = None,
-                 max_hard_negatives: int | None = None):
+                 max_hard_negatives: int | None = None, query_prompt: str = "", document_prompt: str = ""):
         self.tokenizer, self.max_length = tokenizer, max_length
         self.pad_to_multiple_of, self.max_hard_negatives = pad_to_multiple_of, max_hard_negatives
+        self.query_prompt, self.document_prompt = query_prompt or "", document_prompt or ""
 
     def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         # Dynamic padding: each batch is padded only to its own longest text (rounded up when asked).
-        return dict(self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                   pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt"))
+        if self.token_cache is None:
+            return dict(self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                       pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt"))
+        return self._pad([self._cached(texts)[t] for t in texts])
+
+    # -- the token cache (in-memory data): each text is tokenised once per run, not once per epoch ---------------
+    token_cache: dict[str, tuple[array, dict[str, array]]] | None = None
+    _extra_keys: tuple[str, ...] = ()  # the tokenizer's keys besides input_ids and attention_mask
+
+    def enable_token_cache(self) -> None:
+        """Keep each text's token ids (memory grows with the distinct texts: for in-memory data only)."""
+        if self.token_cache is None:
+            self.token_cache = {}
+
+    def _cached(self, texts: Sequence[str]) -> dict[str, tuple[array, dict[str, array]]]:
+        cache = self.token_cache
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        for start in range(0, len(missing), 4096):  # bounded batches: a first call may hold a whole data set
+            part = missing[start : start + 4096]
+            enc = self.tokenizer(part, truncation=True, max_length=self.max_length)
+            extra_keys = [k for k in enc.keys() if k not in ("input_ids", "attention_mask")]
+            for i, text in enumerate(part):
+                # token_type_ids of a single text are all 0: kept only when not (a compact cache).
+                extra = {k: array("i", enc[k][i]) for k in extra_keys if any(enc[k][i])}
+                cache[text] = (array("i", enc["input_ids"][i]), extra)
+            self._extra_keys = tuple(extra_keys)
+        return cache
+
+    def _pad(self, items: list[tuple[array, dict[str, array]]]) -> dict[str, torch.Tensor]:
+        """What tokenizer(texts, padding=True, ...) returns, built from cached ids (same keys, values, side)."""
+        longest = max(len(ids) for ids, _ in items)
+        multiple = self.pad_to_multiple_of
+        if multiple:
+            longest = -(-longest // multiple) * multiple
+        tok = self.tokenizer
+        left = getattr(tok, "padding_side", "right") == "left"
+        n = len(items)
+        out = {"input_ids": torch.full((n, longest), tok.pad_token_id, dtype=torch.long)}
+        for key in self._extra_keys:
+            pad = getattr(tok, "pad_token_type_id", 0) if key == "token_type_ids" else 0
+            out[key] = torch.full((n, longest), pad, dtype=torch.long)
+        mask = torch.zeros((n, longest), dtype=torch.long)
+        for i, (ids, extra) in enumerate(items):
+            span = slice(longest - len(ids), longest) if left else slice(0, len(ids))
+            out["input_ids"][i, span] = torch.frombuffer(ids, dtype=torch.int32) if ids else 0
+            mask[i, span] = 1
+            for key in self._extra_keys:
+                out[key][i, span] = torch.frombuffer(extra[key], dtype=torch.int32) if key in extra else 0
+        out["attention_mask"] = mask
+        return out
+
+    def row_lengths(self, rows: Sequence[Pair]) -> list[int]:
+        """A length key per row for length-grouped batches: its longest candidate's tokens, then its anchor's."""
+        self.enable_token_cache()
+        q, d = getattr(self, "query_prompt", ""), getattr(self, "document_prompt", "")
+        texts = [q + r.anchor for r in rows]
+        texts += [d + t for r in rows for t in [r.positive, *r.hard_negatives[: self.max_hard_negatives]]]
+        cache = self._cached(texts)
+        keys = []
+        for r in rows:
+            longest = max(len(cache[d + t][0]) for t in [r.positive, *r.hard_negatives[: self.max_hard_negatives]])
+            keys.append(longest * (self.max_length + 1) + len(cache[q + r.anchor][0]))
+        return keys
 
     def __call__(self, rows: Sequence[Pair]) -> dict[str, Any]:
         ids: dict[str, int] = {}
@@ -266,8 +363,8 @@ class PairCollator:
         negatives = [n for r in rows for n in r.hard_negatives[: self.max_hard_negatives]]
         candidates = positives + negatives
         return {
-            "anchor": self._tokenize(anchors),
-            "candidates": self._tokenize(candidates),
+            "anchor": self._tokenize([self.query_prompt + t for t in anchors]),
+            "candidates": self._tokenize([self.document_prompt + t for t in candidates]),
             "anchor_ids": torch.tensor([text_id(t) for t in anchors]),
             "positive_ids": torch.tensor([text_id(t) for t in positives]),
             "candidate_ids": torch.tensor([text_id(t) for t in candidates]),
@@ -278,8 +375,14 @@ class PairCollator:
 
 def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollator, *, batch_size: int, seed: int,
                 shuffle: bool = True, start_batch: int = 0, num_workers: int = 0, pin_memory: bool = False,
-                shuffle_buffer: int = 10000, skip_invalid: bool = False) -> DataLoader:
-    """An endless DataLoader of collated batches from batch `start_batch` on (in memory: a list; stream: a path)."""
+                shuffle_buffer: int = 10000, skip_invalid: bool = False, group_by_length: bool = False,
+                group_window: int = GROUP_WINDOW_BATCHES) -> DataLoader:
+    """An endless DataLoader of collated batches from batch `start_batch` on (in memory: a list; stream: a path).
+
+    In memory, each text is tokenised once (the collator's token cache) and group_by_length makes batches of
+    similar length (see EndlessBatchSampler); a streamed file is tokenised batch by batch and not grouped, so its
+    memory stays flat.
+    """
     # A private generator: creating the iterator must not draw from the global RNG that dropout uses, or a
     # resumed run (whose RNG state is restored) would drift from an uninterrupted one.
     common = {"collate_fn": collator, "num_workers": num_workers, "pin_memory": pin_memory,
@@ -288,5 +391,11 @@ def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollat
         dataset = StreamedBatches(source, batch_size, seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
                                   skip_invalid=skip_invalid, start_batch=start_batch)
         return DataLoader(dataset, batch_size=None, **common)
-    sampler = EndlessBatchSampler(len(source), batch_size, seed, shuffle, start_batch)
-    return DataLoader(list(source), batch_sampler=sampler, **common)
+    rows = list(source)
+    lengths = None
+    if hasattr(collator, "enable_token_cache"):
+        collator.enable_token_cache()
+        if group_by_length and shuffle:
+            lengths = collator.row_lengths(rows)  # tokenises every text once, up front
+    sampler = EndlessBatchSampler(len(rows), batch_size, seed, shuffle, start_batch, lengths, group_window)
+    return DataLoader(rows, batch_sampler=sampler, **common)

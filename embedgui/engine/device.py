@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import statistics
@@ -25,6 +26,7 @@ class DeviceError(RuntimeError):
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' -> cuda, then mps, then cpu; an explicit device that is missing is a clear error."""
+    configure_threads()
     name = (name or "auto").lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -37,6 +39,93 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not _mps_available():
         raise DeviceError("device: 'mps' was asked for but Apple MPS is not available; set device to auto or cpu.")
     return torch.device(name)
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_threads: str | None = None  # what configure_threads decided in this process
+
+
+def usable_cores() -> int:
+    """CPU cores this process may really use: its CPU affinity, capped by a cgroup CPU quota (containers)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        cores = os.cpu_count() or 1
+    for quota_file, period_file in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):
+        try:  # cgroup v2 "quota period" ("max": none), v1 two files (-1: none); --cpus=1.5 gives 150000/100000
+            fields = Path("/sys/fs/cgroup", quota_file).read_text().split()
+            quota = fields[0]
+            period = fields[1] if period_file is None else Path("/sys/fs/cgroup", period_file).read_text().strip()
+            if quota not in ("max", "-1"):
+                cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+            break
+        except (OSError, ValueError, IndexError):
+            continue
+    return max(1, cores)
+
+
+def _busy_cores() -> int:
+    """Cores other processes keep busy now: the whole part of the 1-minute load average (0 where unknown)."""
+    try:
+        return int(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0
+
+
+def _faster_thread_count(many: int, few: int, rounds: int = 5) -> int:
+    """Whichever of two thread counts runs a small matmul faster now (interleaved rounds, medians; ~0.1 s)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(256, 384, generator=g), torch.randn(384, 1536, generator=g)
+    before = torch.get_num_threads()
+    times: dict[int, list[float]] = {many: [], few: []}
+    try:
+        for _ in range(rounds + 1):  # the first round warms up
+            for n in (many, few):
+                torch.set_num_threads(n)
+                t = time.perf_counter()
+                for _ in range(4):
+                    torch.mm(a, b)
+                times[n].append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(before)
+    fast_many, fast_few = statistics.median(times[many][1:]), statistics.median(times[few][1:])
+    return many if fast_many < fast_few * 0.9 else few
+
+
+def configure_threads() -> str:
+    """torch's CPU threads for the cores there are, decided once per process; the decision in words.
+
+    torch starts one intra-op thread per physical core of the machine. When some of those cores are not really
+    free (a container limited by affinity or a CPU quota, or other processes keeping cores busy), every parallel
+    operator waits for its slowest thread, which waits for the scheduler: on a 2-core machine with one core busy
+    elsewhere a training step took 5x longer with 2 threads than with 1 (docs/performance.md). So the count is
+    lowered to the usable cores minus the busy ones (the 1-minute load average, before this process starts
+    working), at least 1 and never above torch's default (hyperthreads do not speed up matmuls); the inter-op
+    pool is capped the same way. OMP_NUM_THREADS or MKL_NUM_THREADS set by the user: nothing is changed.
+    Decided once per process (the inter-op pool cannot change later).
+    """
+    global _threads
+    if _threads is not None:
+        return _threads
+    user = [v for v in THREAD_VARS if os.environ.get(v)]
+    if user:
+        _threads = f"{user[0]}={os.environ[user[0]]} set: torch threads left at {torch.get_num_threads()}"
+        return _threads
+    cores, busy = usable_cores(), _busy_cores()
+    free = max(1, cores - busy)
+    full = min(cores, torch.get_num_threads())
+    if free < full:  # the load average lags (it still counts a process that just ended): measure both counts
+        free = _faster_thread_count(full, free)
+    if torch.get_num_threads() > free:
+        torch.set_num_threads(free)
+    try:
+        if torch.get_num_interop_threads() > free:
+            torch.set_num_interop_threads(free)
+    except RuntimeError:  # only allowed before the first inter-op work; then it stays as it is
+        pass
+    _threads = f"{torch.get_num_threads()} torch threads for {cores} usable core(s), {busy} busy elsewhere"
+    log.debug(_threads)
+    return _threads
 
 
 def _mps_available() -> bool:
