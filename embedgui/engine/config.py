@@ -331,7 +331,7 @@ def _check_values(c: Config) -> list[str]:
     _at_least(e, "train.log_every", t.log_every, 1)
     _at_least(e, "train.eval_every", t.eval_every, 0)
     _at_least(e, "train.save_every", t.save_every, 0)
-    _at_least(e, "train.gradcache_chunk", t.gradcache_chunk, 0, optional=True)  # H9
+    _at_least(e, "train.gradcache_chunk", t.gradcache_chunk, 0, optional=True)
     e += _check_lora(t.lora)
     e += _check_dims(t.matryoshka_dims)
     if t.temperature is not None and not 0 < t.temperature <= 10:

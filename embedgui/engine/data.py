@@ -282,6 +282,9 @@ class PairCollator:
 
     def __init__(self, tokenizer: Any, max_length: int, pad_to_multiple_of: int | None = None,
                  max_hard_negatives: int | None = None, query_prompt: str = "", document_prompt: str = ""):
+        if pad_to_multiple_of and max_length % pad_to_multiple_of and max_length > pad_to_multiple_of:
+            # the tokenizer refuses a cut-off that is not a multiple of the padding multiple: round it down
+            max_length -= max_length % pad_to_multiple_of
         self.tokenizer, self.max_length = tokenizer, max_length
         self.pad_to_multiple_of, self.max_hard_negatives = pad_to_multiple_of, max_hard_negatives
         self.query_prompt, self.document_prompt = query_prompt or "", document_prompt or ""

@@ -28,6 +28,7 @@ import torch
 
 from .data import Pair, read_pairs
 from .search import DEFAULT_CHUNK, cosine_top_k
+from .text import fold
 
 DEFAULT_KS = (1, 5, 10)
 RANK_K = 10  # MRR and nDCG cut-off, as in sentence-transformers and MTEB
@@ -46,11 +47,6 @@ class RetrievalTask:
     relevant: list[set[int]]
 
 
-def _key(text: str) -> str:
-    # Same identity as the trainer's duplicate masking: texts that differ only in whitespace are one text.
-    return " ".join(text.split())
-
-
 def build_task(pairs: Sequence[Pair], hard_negatives_as_distractors: bool = True) -> RetrievalTask:
     """Distinct anchors as queries; distinct positives (and hard negatives) as the corpus, in file order."""
     query_index: dict[str, int] = {}
@@ -60,14 +56,14 @@ def build_task(pairs: Sequence[Pair], hard_negatives_as_distractors: bool = True
     relevant: list[set[int]] = []
 
     def doc(text: str) -> int:
-        key = _key(text)
+        key = fold(text)
         if key not in doc_index:
             doc_index[key] = len(corpus)
             corpus.append(text)
         return doc_index[key]
 
     for pair in pairs:
-        key = _key(pair.anchor)
+        key = fold(pair.anchor)
         if key not in query_index:
             query_index[key] = len(queries)
             queries.append(pair.anchor)

@@ -10,6 +10,7 @@ from typing import Any
 
 from .config import Config
 from .data import Pair, PairsError, find_pairs_path, iter_pairs, read_pairs, split_pairs
+from .text import fold
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,6 @@ class NegativeStats:
         return {"limit": self.limit, "data_max": self.data_max, "used_mean": round(self.used_mean, 4)}
 
 
-def _key(text: str) -> str:
-    return " ".join(text.split())  # the collator's "same text" key, so this check agrees with the loss's mask
-
-
 def negative_stats(rows: Iterable[Pair], limit: int | None) -> NegativeStats:
     """One pass over the rows (memory stays flat for a streamed file)."""
     stats = NegativeStats(limit=limit)
@@ -43,8 +40,8 @@ def negative_stats(rows: Iterable[Pair], limit: int | None) -> NegativeStats:
         negatives = r.hard_negatives[:limit]
         stats.data_max = max(stats.data_max, len(r.hard_negatives))
         used += len(negatives)
-        anchor, positive = _key(r.anchor), _key(r.positive)
-        if not stats.useful_hard_negatives and any(_key(t) != positive for t in negatives):
+        anchor, positive = fold(r.anchor), fold(r.positive)
+        if not stats.useful_hard_negatives and any(fold(t) != positive for t in negatives):
             stats.useful_hard_negatives = True
         if first is None:
             first = (anchor, positive)

@@ -30,7 +30,7 @@ from .config import Config, ConfigError
 from .data import PairCollator, batches_per_pass, make_loader, write_pairs
 from .device import Precision, precision_for_resume, resolve_device
 from .files import SaveError, atomic_write_text, save_error
-from .gradcache import with_gradcache  # H9
+from .gradcache import with_gradcache
 from .loss import LossOutput, build_loss
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
 from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config
@@ -146,7 +146,7 @@ class Trainer:
             raise ConfigError(errors)
         self.config = config
         self.callbacks = list(callbacks or [])
-        self.loss = loss if loss is not None else with_gradcache(build_loss(config), config)  # H9: GradCache
+        self.loss = loss if loss is not None else with_gradcache(build_loss(config), config)
         self.state = TrainState(epochs=config.train.epochs)
         self.control = TrainerControl()
         self.run_dir = config.run_dir
@@ -246,7 +246,7 @@ class Trainer:
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
                         "rows": data.rows, "seed": c.seed,
-                        "group_by_length": c.train.group_by_length}  # H9
+                        "group_by_length": c.train.group_by_length}
         if snapshot is not None:
             self._resume(job, snapshot)
         if data.eval_rows and c.data.eval_split and not c.data.eval_path:
@@ -260,7 +260,7 @@ class Trainer:
         loader = make_loader(data.source, collator, batch_size=batch_size, seed=c.seed, shuffle=c.data.shuffle,
                              start_batch=job.consumed, num_workers=c.train.num_workers,
                              pin_memory=device.type == "cuda", shuffle_buffer=c.data.shuffle_buffer,
-                             skip_invalid=c.data.skip_invalid, group_by_length=c.train.group_by_length)  # H9
+                             skip_invalid=c.data.skip_invalid, group_by_length=c.train.group_by_length)
         job.batches = iter(loader)
         job.step_start_consumed = job.consumed
         state.epoch = min(state.step // steps_per_epoch + 1, c.train.epochs)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .data import Pair
+from .text import fold
 
 PACKAGE = "wordnet-base"
 PARTS = ("noun", "verb", "adj", "adv")
@@ -84,8 +85,8 @@ def read_wordnet(directory: str | Path, parts: Sequence[str] = PARTS) -> list[Pa
 
 
 def term(text: str) -> str:
-    """The identity of a term for the split: case and spacing do not make a new term."""
-    return " ".join(text.lower().split())
+    """The identity of a term for the split: case and spacing do not make a new term (the one same-text key)."""
+    return fold(text)
 
 
 def split_by_term(pairs: Sequence[Pair], eval_terms: int, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
