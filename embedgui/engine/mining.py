@@ -176,8 +176,8 @@ def mine_hard_negatives(
         if embedder is None:
             raise ValueError("method 'model' needs an embedder")
         unique_anchors = list(dict.fromkeys(anchors))
-        a_vec = _encode(embedder, unique_anchors, batch_size, stop)
-        p_vec = _encode(embedder, pool, batch_size, stop)
+        a_vec = _encode(embedder, unique_anchors, batch_size, stop, "query")
+        p_vec = _encode(embedder, pool, batch_size, stop, "document")
         a_row = {a: i for i, a in enumerate(unique_anchors)}
 
         def score_rows(rows: range) -> np.ndarray:
@@ -204,13 +204,17 @@ def mine_hard_negatives(
     return out
 
 
-def _encode(embedder: Any, texts: list[str], batch_size: int, stop: threading.Event | None) -> np.ndarray:
-    """L2-normalised vectors of texts as float32 numpy; with a stop event, checked after every batch."""
-    if stop is None:  # plain encode(texts, batch_size=...) is all a custom embedder has to offer
-        vectors = embedder.encode(texts, batch_size=batch_size)
-    else:
-        vectors = embedder.encode(texts, batch_size=batch_size, on_batch=lambda done, total: check_stop(stop))
-    return _as_numpy(vectors)
+def _encode(embedder: Any, texts: list[str], batch_size: int, stop: threading.Event | None,
+            prompt: str) -> np.ndarray:
+    """L2-normalised vectors of texts as float32 numpy; with a stop event, checked after every batch.
+
+    An embedgui Embedder gets the model's own query/document prompt (e5's "query: ", a Qwen instruction), as
+    training and evaluation use; a custom embedder's plain encode(texts, batch_size=...) is all it has to offer.
+    """
+    kwargs: dict[str, Any] = {"prompt": prompt} if hasattr(embedder, "prompts") else {}
+    if stop is not None:
+        kwargs["on_batch"] = lambda done, total: check_stop(stop)
+    return _as_numpy(embedder.encode(texts, batch_size=batch_size, **kwargs))
 
 
 def _as_numpy(vectors: Any) -> np.ndarray:
