@@ -121,3 +121,34 @@ def test_non_utf8_byte_is_one_sentence_with_its_offset(tmp_path):
     path.write_bytes(b'\xef\xbb\xbf{"model_id": "caf\xe9"}')  # after a byte-order mark the offset still counts it
     with pytest.raises(ConfigError, match=r"byte 20 \(line 1\) is 0xe9"):
         load_config(path)
+
+
+def test_example_config_lists_every_field():
+    """assets/config.example.json is the reference users copy: a field added to the schema must appear there."""
+    from conftest import ROOT
+
+    example = json.loads((ROOT / "assets" / "config.example.json").read_text())
+
+    def keys(d: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in d.items():
+            if k.startswith("_"):
+                continue
+            out |= keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+        return out
+
+    assert keys(example) == keys(Config().to_dict())
+
+
+def test_config_reference_documents_every_field():
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "config.md").read_text()
+
+    def keys(d: dict, prefix: str = "") -> list[str]:
+        out = []
+        for k, v in d.items():
+            out += keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [prefix + k]
+        return out
+
+    assert [k for k in keys(Config().to_dict()) if f"| `{k.split('.')[-1]}` |" not in doc] == []
