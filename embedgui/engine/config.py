@@ -46,6 +46,8 @@ class TrainConfig:
     pad_to_multiple_of: int | None = None
     # InfoNCE temperature: logits = cosine / temperature (sentence-transformers' scale = 1 / temperature).
     temperature: float = 0.05
+    # Learn the temperature (as log(temperature), starting from train.temperature, kept within 0.01-1).
+    learn_temperature: bool = False
     log_every: int = 10
     # Evaluate every N optimizer steps (0 = only at the end) when eval data is configured.
     eval_every: int = 0
@@ -334,6 +336,12 @@ def _check_values(c: Config) -> list[str]:
     e += _check_dims(t.matryoshka_dims)
     if t.temperature is not None and not 0 < t.temperature <= 10:
         e.append(f"train.temperature: {t.temperature} is not allowed; use a value in (0, 10], typically 0.02-0.1.")
+    elif t.learn_temperature and t.temperature is not None and not 0.01 <= t.temperature <= 1:
+        e.append(f"train.temperature: {t.temperature} is outside 0.01-1, the range a learned temperature is kept in "
+                 "(train.learn_temperature); start it from a value in that range, e.g. 0.05.")
+    if t.learn_temperature and t.gradcache_chunk:
+        e.append("train.learn_temperature: gradient caching (train.gradcache_chunk) does not pass a gradient to the "
+                 "temperature; set train.gradcache_chunk to 0, or train.learn_temperature to false.")
     o = c.optim
     if o.lr is not None and not 0 < o.lr < 1:
         e.append(f"optim.lr: {o.lr} is not allowed; use a learning rate in (0, 1), typically 1e-5 to 1e-4.")

@@ -210,7 +210,11 @@ def with_gradcache(loss: nn.Module, config: Config) -> nn.Module:
     from .config import ConfigError
 
     chunk = config.train.gradcache_chunk
-    if chunk == 0 or (chunk is None and not hasattr(loss, "score")):  # automatic needs a loss it can cache
+    # A loss with weights of its own (a learned temperature) gets no gradient through the cached replay, which
+    # only carries gradients to the embeddings: automatic mode leaves such a loss uncached (config.py refuses an
+    # explicit chunk with it).
+    own_weights = any(p.requires_grad for p in loss.parameters())
+    if chunk == 0 or (chunk is None and (not hasattr(loss, "score") or own_weights)):
         return loss
     if not hasattr(loss, "score"):
         raise ConfigError([f"train.gradcache_chunk: {type(loss).__name__} cannot be computed with gradient caching "

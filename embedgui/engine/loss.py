@@ -7,6 +7,7 @@ class with the same call; the training loop does not change. build_loss(config) 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,10 @@ from torch import nn
 
 if TYPE_CHECKING:
     from .config import Config
+
+# A learned temperature stays in this range (CLIP caps its logit scale at 100, i.e. a temperature of 0.01; above 1
+# the softmax over cosines in [-1, 1] is nearly flat and teaches little).
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 1.0
 
 
 @dataclass
@@ -46,7 +51,7 @@ def false_negative_mask(anchor_ids: torch.Tensor, positive_ids: torch.Tensor, ca
     return mask
 
 
-def info_nce(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float,
+def info_nce(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float | torch.Tensor,
              mask: torch.Tensor | None = None) -> LossOutput:
     """InfoNCE where candidates[:B] are the anchors' positives in order, candidates[B:] extra negatives.
 
@@ -80,10 +85,23 @@ class InfoNCELoss(nn.Module):
     another row with the same anchor text. Those logits are set to -inf before the softmax.
     """
 
-    def __init__(self, temperature: float = 0.05, mask_false_negatives: bool = True):
+    def __init__(self, temperature: float = 0.05, mask_false_negatives: bool = True, learn_temperature: bool = False):
         super().__init__()
         self.temperature = temperature
         self.mask_false_negatives = mask_false_negatives
+        # Learned as log(temperature): the optimizer's steps are then relative changes and it can never turn
+        # negative. A parameter of this module, so the trainer's optimizer and snapshots include it.
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature))) if learn_temperature else None
+
+    def tau(self) -> float | torch.Tensor:
+        """The temperature in use: the fixed value, or the learned one clamped to [MIN, MAX]_TEMPERATURE."""
+        if self.log_temperature is None:
+            return self.temperature
+        log_t = self.log_temperature.float()
+        # Straight-through clamp: the value stays in range, the gradient still reaches the parameter, so a
+        # temperature pushed past a bound can come back (a plain clamp would freeze it there, gradient 0).
+        clamped = log_t.clamp(math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE))
+        return (log_t + (clamped - log_t).detach()).exp()
 
     def embed(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """(anchor embeddings [B, d], candidate embeddings [C, d]) of a collated batch."""
@@ -95,14 +113,15 @@ class InfoNCELoss(nn.Module):
         if self.mask_false_negatives:
             mask = false_negative_mask(batch["anchor_ids"], batch["positive_ids"], batch["candidate_ids"],
                                        batch["candidate_rows"])
-        return info_nce(anchors, candidates, self.temperature, mask)
+        return info_nce(anchors, candidates, self.tau(), mask)
 
     def forward(self, model: nn.Module, batch: dict[str, Any]) -> LossOutput:
         """batch: a PairCollator batch already on the model's device."""
         return self.score(*self.embed(model, batch), batch)
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, scale={1 / self.temperature:g}"
+        learned = ", learned" if self.log_temperature is not None else ""
+        return f"temperature={self.temperature}, scale={1 / self.temperature:g}{learned}"
 
 
 class SymmetricInfoNCELoss(InfoNCELoss):
@@ -125,7 +144,7 @@ class SymmetricInfoNCELoss(InfoNCELoss):
             mask = (a.unsqueeze(0) == a.unsqueeze(1)) | (p.unsqueeze(0) == p.unsqueeze(1))
             own = torch.arange(n, device=mask.device)
             mask[own, own] = False
-        backward = info_nce(positives, anchors, self.temperature, mask)
+        backward = info_nce(positives, anchors, self.tau(), mask)
         return LossOutput(loss=(forward.loss + backward.loss) / 2, accuracy=forward.accuracy, logits=forward.logits)
 
 
@@ -177,8 +196,19 @@ class MatryoshkaLoss(nn.Module):
         return f"dims={self.dims}, weights={self.weights}"
 
 
+def learned_temperature(loss: Any) -> float | None:
+    """The current learned temperature of a loss (wrappers included), or None when its temperature is fixed."""
+    modules = loss.modules() if isinstance(loss, nn.Module) else []
+    for module in modules:
+        if isinstance(module, InfoNCELoss) and module.log_temperature is not None:
+            with torch.no_grad():
+                return float(module.tau())
+    return None
+
+
 def build_loss(config: Config) -> nn.Module:
     """The loss a config asks for: InfoNCE (symmetric when train.symmetric), in Matryoshka when matryoshka_dims."""
     t = config.train
-    base = (SymmetricInfoNCELoss if t.symmetric else InfoNCELoss)(t.temperature)
+    base = (SymmetricInfoNCELoss if t.symmetric else InfoNCELoss)(t.temperature,
+                                                                   learn_temperature=bool(t.learn_temperature))
     return MatryoshkaLoss(base, t.matryoshka_dims) if t.matryoshka_dims else base

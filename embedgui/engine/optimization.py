@@ -10,6 +10,11 @@ import torch
 
 from .config import Config
 
+# Learning rate floor for a loss's own parameters (the learned temperature): at a fine-tuning rate of 2e-5 Adam
+# moves log(temperature) by at most ~2e-5 a step, so it would never move; 1e-3 lets it change by up to ~10% in
+# 100 steps. The schedule (warmup, decay) applies to it as to the model.
+LOSS_PARAM_MIN_LR = 1e-3
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -36,8 +41,13 @@ def _lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def build_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
-    """AdamW/Adam/SGD with no weight decay on biases and normalisation weights (the usual BERT recipe)."""
+def build_optimizer(model: torch.nn.Module, config: Config,
+                    loss: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+    """AdamW/Adam/SGD with no weight decay on biases and normalisation weights (the usual BERT recipe).
+
+    loss: a loss module with trainable parameters of its own (a learned temperature); they get a group of their
+    own, without weight decay (it would pull log(temperature) towards 0, i.e. the temperature towards 1).
+    """
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -45,6 +55,10 @@ def build_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optim
         (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
     groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    loss_params = [p for p in loss.parameters() if p.requires_grad] if isinstance(loss, torch.nn.Module) else []
+    if loss_params:
+        groups.append({"params": loss_params, "weight_decay": 0.0,
+                       "lr": max(config.optim.lr, LOSS_PARAM_MIN_LR)})
     name, lr = config.optim.name, config.optim.lr
     # The fused kernels update every tensor in one pass instead of ~400 small ops a step (profiled on CPU: 7% of a
     # MiniLM step); they exist for CPU and CUDA float parameters.

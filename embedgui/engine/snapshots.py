@@ -66,8 +66,11 @@ def _nbytes(tensors: Iterable[Any]) -> int:
 
 def save_snapshot(run_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                   scheduler: Any, scaler: Any, consumed: int, extra: dict[str, Any], meta: dict[str, Any],
-                  keep: int, rng: dict[str, Any] | None = None) -> Path:
-    """Write checkpoints/step-<step> atomically, then prune to the newest `keep`; SaveError names the free space."""
+                  keep: int, rng: dict[str, Any] | None = None, loss: torch.nn.Module | None = None) -> Path:
+    """Write checkpoints/step-<step> atomically, then prune to the newest `keep`; SaveError names the free space.
+
+    loss: a loss with state of its own (a learned temperature), saved with the trainer state.
+    """
     root = run_dir / SNAPSHOT_DIR
     final = root / f"step-{step:08d}"
     root.mkdir(parents=True, exist_ok=True)
@@ -80,7 +83,7 @@ def save_snapshot(run_dir: Path, step: int, model: torch.nn.Module, optimizer: t
             torch.save({
                 "step": step, "consumed_batches": consumed, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                "rng": rng or rng_state(), "extra": extra,
+                "rng": rng or rng_state(), "extra": extra, "loss": _loss_state(loss),
             }, tmp / "trainer_state.pt")
             (tmp / META_NAME).write_text(json.dumps({"step": step, **meta}, indent=2) + "\n", encoding="utf-8")
             # Only now, with the new one complete, may a snapshot of the same step (a stop right after a
@@ -94,11 +97,24 @@ def save_snapshot(run_dir: Path, step: int, model: torch.nn.Module, optimizer: t
     return final
 
 
+def _loss_state(loss: torch.nn.Module | None) -> dict[str, Any] | None:
+    state = loss.state_dict() if isinstance(loss, torch.nn.Module) else {}
+    return state or None  # a loss without parameters or buffers (the usual fixed temperature) saves nothing
+
+
 def restore_snapshot(snapshot: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                     scaler: Any) -> tuple[int, int, dict[str, Any]]:
+                     scaler: Any, loss: torch.nn.Module | None = None) -> tuple[int, int, dict[str, Any]]:
     """Load a snapshot into the given objects and restore the RNG; returns (step, consumed batches, extra)."""
     model.load_state_dict(torch.load(snapshot / "model.pt", map_location=next(model.parameters()).device))
     state = torch.load(snapshot / "trainer_state.pt", map_location="cpu", weights_only=False)
+    if isinstance(loss, torch.nn.Module) and _loss_state(loss):
+        saved = state.get("loss")
+        if saved is None:  # snapshot of a run with a fixed temperature: the learned one starts from train.temperature
+            log.warning("The snapshot %s has no learned temperature; it starts again from train.temperature.",
+                        snapshot)
+        else:
+            # The loss is already on the training device; load_state_dict copies the values onto it.
+            loss.load_state_dict(saved)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler and state["scaler"]:
