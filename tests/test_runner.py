@@ -11,7 +11,7 @@ from test_trainer import make_config
 from embedgui.engine import runs
 from embedgui.engine.callbacks import Callback
 from embedgui.engine.config import ConfigError
-from embedgui.engine.runner import Run, RunBusyError, RunOwnerError
+from embedgui.engine.runner import Run, RunBusyError, RunOwnerError, RunSnapshot
 from embedgui.engine.trainer import Trainer
 
 
@@ -195,3 +195,18 @@ def test_run_sets_the_log_level_once_only_where_nobody_chose_one():
         assert logger.level == logging.WARNING
     finally:
         logger.setLevel(original)
+
+
+def test_set_up_phases_reach_the_snapshot():
+    from embedgui.engine.callbacks import QueueCallback, TrainState
+
+    run = Run()
+    run._snap = RunSnapshot(status="starting")
+    state = TrainState(status="starting", message="loading the model")
+    QueueCallback(run._queue).on_phase(state, "model")
+    snap = run.snapshot()
+    assert snap.phase == "model" and snap.message == "loading the model" and snap.status == "starting"
+    state.status, state.message = "running", "evaluating"
+    QueueCallback(run._queue).on_phase(state, "eval")
+    snap = run.snapshot()
+    assert snap.phase == "eval" and snap.message == "loading the model"  # a running run keeps its line

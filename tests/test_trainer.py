@@ -332,3 +332,20 @@ def test_stop_logs_the_steps_since_the_last_row(tiny_bert, tmp_path):
     result = trainer.fit(stop)
     assert result.step == 6
     assert [r["step"] for r in read_metrics(tmp_path / "runs" / "run" / "metrics.jsonl")] == [4, 6]
+
+
+def test_set_up_and_evaluation_report_their_phase(tiny_bert, tmp_path):
+    from embedgui.engine.callbacks import PHASES
+
+    cfg = make_config(tiny_bert, tmp_path, data={"eval_split": 0.25}, train={"steps_per_epoch": 4, "eval_every": 2})
+    seen = []
+
+    class Spy(Callback):
+        def on_phase(self, state, phase):
+            seen.append((phase, state.status, state.step, state.message))
+
+    Trainer(cfg, callbacks=[Spy()]).fit()
+    assert [(p, status, step) for p, status, step, _ in seen] == [
+        ("data", "starting", 0), ("model", "starting", 0), ("eval", "running", 2), ("train", "running", 2),
+        ("eval", "running", 4), ("train", "running", 4)]
+    assert all(message == PHASES[p] for p, _, _, message in seen)

@@ -267,6 +267,32 @@ def test_start_and_resume_are_disabled_while_a_run_is_going(tmp_path):
     assert out[train.start_btn]["interactive"] is True and "중지됨" in out[train.progress]
 
 
+def test_ticks_under_load_send_only_what_changed(tmp_path, monkeypatch):
+    """Many open pages polling a run: an unchanged tick sends the progress line only, and charts follow a page
+    at most every CHART_SECONDS while the run trains (serialising them per page per step starved training)."""
+    from embedgui.ui import train_tab
+
+    clock = [1000.0]
+    monkeypatch.setattr(train_tab.time, "monotonic", lambda: clock[0])
+    run = _FakeRun(RunSnapshot(status="running", step=3, max_steps=10, logs=HISTORY[:3], run_dir=str(tmp_path)))
+    demo = _app(tmp_path, run)
+    train = demo.ui.tabs["train"]
+    first = train.tick("en", None, False, "", None)
+    assert train.loss_plot in first
+    again = train.tick("en", first[train.last_drawn], False, "", None)
+    assert set(again) == {train.progress}  # nothing new: the clock only
+    run.snap = RunSnapshot(status="running", step=4, max_steps=10, logs=HISTORY[:4], run_dir=str(tmp_path))
+    soon = train.tick("en", first[train.last_drawn], False, "", None)
+    assert train.progress in soon and train.loss_plot not in soon  # a new step, but the charts just went out
+    clock[0] += train_tab.CHART_SECONDS
+    later = train.tick("en", soon[train.last_drawn], False, "", None)
+    assert train.loss_plot in later
+    run.snap = RunSnapshot(status="finished", step=10, max_steps=10, logs=HISTORY, run_dir=str(tmp_path))
+    run.active = False
+    end = train.tick("en", later[train.last_drawn], False, "", None)
+    assert train.loss_plot in end  # the final state is always drawn
+
+
 def test_english_only_model_on_korean_data_is_flagged(tmp_path):
     from embedgui.ui.train_tab import language_warning
 
@@ -345,3 +371,111 @@ def test_delete_asks_first_and_refuses_names_outside_the_runs_folder(tmp_path):
     done = train.delete("en", run.name, "")
     assert not run.exists() and done[train.confirm_row]["visible"] is False
     assert done[train.runs].empty
+
+
+def _in_thread(fn, *args, **kwargs):
+    """Run a handler as Gradio does (in a worker thread); returns (thread, box holding its result)."""
+    import threading
+
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("out", fn(*args, **kwargs)), daemon=True)
+    thread.start()
+    return thread, box
+
+
+def _paused_progress(marker: str):
+    """A progress callback that, at the first description starting with marker, waits until the test pressed Stop."""
+    import threading
+
+    reached, pressed, seen = threading.Event(), threading.Event(), []
+
+    def progress(share, desc=""):
+        seen.append(desc)
+        if desc.startswith(marker) and not reached.is_set():
+            reached.set()
+            assert pressed.wait(30)
+
+    return progress, reached, pressed, seen
+
+
+def test_compose_started_from_the_app_can_be_stopped(tmp_path):
+    demo = _app(tmp_path)
+    data = demo.ui.tabs["data"]
+    table = tmp_path / "big.csv"
+    table.write_text("term,definition\n" + "".join(f"term {i},definition number {i} of the table\n"
+                                                   for i in range(400)), encoding="utf-8")
+    assert data.stop_compose("en")[data.report] == t("en", "data.no_compose")
+    progress, reached, pressed, seen = _paused_progress(t("ko", "stage.mining"))
+    thread, box = _in_thread(data.run_compose, str(table), "term", "definition", 3, "bm25", 0.0, "", "ko",
+                             progress=progress)
+    assert reached.wait(60)
+    assert t("ko", "data.compose_stopping") in data.stop_compose("ko")[data.report]
+    pressed.set()
+    thread.join(60)
+    assert t("ko", "data.compose_stopped") in box["out"][data.report]
+    assert seen[0] == t("ko", "stage.reading")  # the engine's stage names, in the page's language
+    assert not list((tmp_path / "ws" / "data").glob("pairs-*.jsonl"))  # nothing written
+    assert data.stop_compose("en")[data.report] == t("en", "data.no_compose") and data.jobs == {}
+    # not stopped: the report's details have translated labels
+    out = data.run_compose(str(table), "term", "definition", 1, "bm25", 0.0, "", "ko", progress=lambda *a, **k: None)
+    report = out[data.report]
+    assert t("ko", "report.train_file") in report and t("ko", "report.negatives") in report
+    assert "rows read" not in report and "400" in report
+
+
+def test_crawl_started_from_the_app_can_be_stopped_and_goes_on_where_it_stopped(tmp_path, monkeypatch):
+    from test_crawler import FIXTURES, _serve
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    server = _serve(FIXTURES)
+    try:
+        demo = _app(tmp_path)
+        data = demo.ui.tabs["data"]
+        urls = "\n".join(server.url(p) for p in ("/aliases.html", "/tables.html"))
+        assert data.stop_crawl("en")[data.message] == t("en", "data.no_crawl")
+        progress, reached, pressed, seen = _paused_progress(t("ko", "stage.done"))
+        thread, box = _in_thread(data.run_crawl, [], urls, 0, "ko", progress=progress)
+        assert reached.wait(60)  # the first page is done; the second is next
+        assert t("ko", "data.crawl_stopping") in data.stop_crawl("ko")[data.message]
+        pressed.set()
+        thread.join(60)
+        out = box["out"]
+        assert "aliases.html" in seen[0] and seen[0].startswith(t("ko", "stage.started"))
+        folder = next((tmp_path / "ws" / "data").glob("crawl-*"))
+        stopped = t("ko", "data.crawl_stopped", pages=1, terms=5, path=folder / "glossary.csv")
+        assert stopped in out[data.message]
+        assert out[data.table_path] == str(folder / "glossary.csv") and len(out[data.preview]) == 5
+        assert server.hits.count("/tables.html") == 0
+        # the same crawl again goes on in the same folder: the first page is not fetched again
+        out = data.run_crawl([], urls, 0, "en", progress=lambda *a, **k: None)
+        assert "went on from a stopped crawl: 1 page(s)" in out[data.message]
+        assert server.hits.count("/aliases.html") == 1 and server.hits.count("/tables.html") == 1
+        assert len(out[data.preview]) > 5 and list((tmp_path / "ws" / "data").glob("crawl-*")) == [folder]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_train_tab_says_what_set_up_is_doing():
+    from embedgui.ui.train_tab import message_markdown
+
+    assert t("ko", "phase.model") in message_markdown(RunSnapshot(status="starting", phase="model"), "ko")
+    assert t("en", "phase.data") in message_markdown(RunSnapshot(status="starting", phase="data"), "en")
+    assert t("en", "train.loading") in message_markdown(RunSnapshot(status="starting"), "en")
+    running = RunSnapshot(status="running", phase="eval", device="cpu", precision="float32")
+    assert t("ko", "phase.eval") in message_markdown(running, "ko")
+
+
+def test_config_tab_warns_when_an_english_model_meets_korean_data(tmp_path):
+    pairs = tmp_path / "ko.jsonl"
+    pairs.write_text("".join(json.dumps({"anchor": f"용어 {i}", "positive": f"정의 {i}"}, ensure_ascii=False) + "\n"
+                             for i in range(20)), encoding="utf-8")
+    config = Config()
+    config.model_id = "sentence-transformers/all-MiniLM-L6-v2"
+    config.data.pairs_path = str(pairs)
+    assert "다국어" in ct.validation_markdown("ko", [], config)
+    assert ct.validation_markdown("en", [], config).startswith(t("en", "config.ok"))
+    config.model_id = "intfloat/multilingual-e5-small"
+    assert ct.validation_markdown("en", [], config) == t("en", "config.ok")

@@ -32,6 +32,12 @@ class TrainState:
         return asdict(self)
 
 
+# The phases on_phase reports: set-up reads the data, loads the model and (on resume) restores the snapshot, then
+# training alternates with evaluation. A UI shows them in its own words, keyed by these names.
+PHASES = {"data": "reading the data", "model": "loading the model", "resume": "restoring the snapshot",
+          "train": "training", "eval": "evaluating"}
+
+
 @dataclass
 class TrainerControl:
     """What callbacks may ask of the loop (transformers' TrainerControl.should_training_stop); read between steps.
@@ -58,6 +64,9 @@ class Callback:
 
     def on_train_begin(self, state: TrainState) -> None:
         pass
+
+    def on_phase(self, state: TrainState, phase: str) -> None:
+        """What the run is busy with now, one of PHASES; state.message says it in English."""
 
     def on_step_end(self, state: TrainState) -> None:
         pass
@@ -105,6 +114,9 @@ class QueueCallback(Callback):
 
     def on_train_begin(self, state: TrainState) -> None:
         self._put("begin", state)
+
+    def on_phase(self, state: TrainState, phase: str) -> None:
+        self._put("phase", state, phase)
 
     def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
         self._put("log", state, dict(logs))

@@ -60,6 +60,7 @@ class RunSnapshot:
     hard_negatives_per_row: float = 0.0  # mean hard negatives per row the trainer actually uses
     run_dir: str = ""
     message: str = ""
+    phase: str = ""  # what the run is busy with (callbacks.PHASES: data, model, resume, train, eval)
     started_at: float = 0.0
     logs: list[dict[str, Any]] = field(default_factory=list)  # one per log step: step, loss, acc, lr, ...
     evals: list[dict[str, Any]] = field(default_factory=list)  # one per evaluation: step, recall@1, ...
@@ -237,7 +238,11 @@ class Run:
                 if event == "history":  # a resumed run: its earlier rows come before anything new
                     s.logs[:0], s.evals[:0] = payload
                 elif event == "begin":
-                    s.message = f"Training on {s.device} ({s.precision})."
+                    s.phase, s.message = "train", f"Training on {s.device} ({s.precision})."
+                elif event == "phase":
+                    s.phase = payload
+                    if s.status == "starting":  # set-up says what it is doing; a running run keeps its line
+                        s.message = state.get("message") or s.message
                 elif event == "log":
                     s.logs.append({"step": state["step"], "epoch": state["epoch"], **payload})
                 elif event == "eval":

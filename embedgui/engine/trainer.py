@@ -25,13 +25,13 @@ from typing import Any
 
 import torch
 
-from .callbacks import Callback, JsonlCallback, TrainerControl, TrainState, read_metrics
+from .callbacks import PHASES, Callback, JsonlCallback, TrainerControl, TrainState, read_metrics
 from .config import Config, ConfigError
 from .data import PairCollator, batches_per_pass, make_loader, write_pairs
 from .device import Precision, precision_for_resume, resolve_device
 from .files import SaveError, atomic_write_text, save_error
 from .gradcache import with_gradcache
-from .loss import LossOutput, build_loss
+from .loss import LossOutput, build_loss, learned_temperature
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
 from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config
 from .optimization import build_optimizer, build_scheduler, seed_everything
@@ -183,6 +183,11 @@ class Trainer:
         for cb in self.callbacks:
             getattr(cb, hook)(self.state, *args)
 
+    def _phase(self, phase: str) -> None:
+        """Say what the run is busy with (PHASES); the message is English, a UI translates the phase name."""
+        self.state.message = PHASES[phase]
+        self._emit("on_phase", phase)
+
     def _attach_control(self) -> None:
         for cb in self.callbacks:
             cb.control = self.control
@@ -210,6 +215,7 @@ class Trainer:
         log.info("Device %s, precision %s (%s)", device, precision.name, precision.reason)
 
         seed_everything(c.seed)
+        self._phase("data")
         data = load_training_data(c)
         self.data_info = {**data.info, "hard_negatives_per_row": data.negatives.summary()}
         batch_size = c.train.batch_size
@@ -233,6 +239,7 @@ class Trainer:
         job = self._job = _Job(device, precision, data, batch_size, accum, steps_per_epoch,
                                self.run_dir / METRICS_NAME, resumed_from=snapshot,
                                old_folder_pending=snapshot is None)
+        self._phase("model")
         job.model = self._load_model(device)
         if hasattr(self.loss, "check"):  # e.g. Matryoshka sizes larger than the model's embedding
             try:
@@ -241,13 +248,14 @@ class Trainer:
                 raise TrainingError(str(e)) from None
         if hasattr(self.loss, "to"):
             self.loss.to(device)  # a loss with its own weights or buffers
-        job.optimizer = build_optimizer(job.model, c)
+        job.optimizer = build_optimizer(job.model, c, self.loss if isinstance(self.loss, torch.nn.Module) else None)
         job.scheduler = build_scheduler(job.optimizer, c, state.max_steps)
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
                         "rows": data.rows, "seed": c.seed,
                         "group_by_length": c.train.group_by_length}
         if snapshot is not None:
+            self._phase("resume")
             self._resume(job, snapshot)
         if data.eval_rows and c.data.eval_split and not c.data.eval_path:
             write_pairs(self.run_dir / EVAL_SPLIT_NAME, data.eval_rows)
@@ -288,7 +296,8 @@ class Trainer:
         return model
 
     def _resume(self, job: _Job, snapshot: Path) -> None:
-        step, job.consumed, extra = restore_snapshot(snapshot, job.model, job.optimizer, job.scheduler, job.scaler)
+        step, job.consumed, extra = restore_snapshot(snapshot, job.model, job.optimizer, job.scheduler, job.scaler,
+                                                   loss=self.loss)
         self.state.step = step
         changed = {k: (v, job.data_key[k]) for k, v in extra.get("data", {}).items() if job.data_key.get(k) != v}
         if changed:
@@ -369,9 +378,13 @@ class Trainer:
         # One read of the device per log row, however many micro-batches it averages.
         loss, acc, norm = torch.stack([w.loss, w.acc, grad_norm.float().to(w.loss.device)]).tolist()
         elapsed = max(time.perf_counter() - w.start, 1e-9)
-        self._emit("on_log", {"loss": loss / w.n, "acc": acc / w.n, "lr": job.lr, "grad_norm": norm,
-                              "samples_per_s": w.samples / elapsed, "steps_per_s": w.n / job.accum / elapsed,
-                              "elapsed_s": time.time() - self.state.started_at})
+        row = {"loss": loss / w.n, "acc": acc / w.n, "lr": job.lr, "grad_norm": norm,
+               "samples_per_s": w.samples / elapsed, "steps_per_s": w.n / job.accum / elapsed,
+               "elapsed_s": time.time() - self.state.started_at}
+        temperature = learned_temperature(self.loss)  # train.learn_temperature: its value after this step
+        if temperature is not None:
+            row["temperature"] = temperature
+        self._emit("on_log", row)
         job.window = _Window()
 
     def _evaluate(self, job: _Job) -> None:
@@ -384,8 +397,10 @@ class Trainer:
                                                   autocast_dtype=job.precision.autocast_dtype)
 
         job.phase = "eval"  # queries and documents get their prompts, as in training
+        self._phase("eval")
         metrics = evaluate_pairs(encoder("query"), job.data.eval_rows, encode_corpus=encoder("document"))
         job.phase = "train"
+        self._phase("train")
         self._emit("on_evaluate", metrics)
         score = metrics.get(c.output.best_metric)
         if c.output.keep_best and score is not None and (job.best is None or score > job.best):
@@ -398,7 +413,7 @@ class Trainer:
         meta = {"precision": job.precision.name, "device": job.device.type, "max_steps": self.state.max_steps}
         path = save_snapshot(self.run_dir, self.state.step, job.model, job.optimizer, job.scheduler, job.scaler,
                              job.consumed if consumed is None else consumed, {"best": job.best, "data": job.data_key},
-                             meta, self.config.output.keep_snapshots, rng)
+                             meta, self.config.output.keep_snapshots, rng, loss=self.loss)
         self._emit("on_save", str(path))
         return path
 

@@ -23,6 +23,7 @@ from ..engine.paths import inside
 from .base import UI
 from .context import HOSTED_CAPS, SAMPLE_PAIRS, AppContext
 from .i18n import field_info, field_label, t
+from .language import language_warning
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,11 @@ def hosted_problems(config: Config, ctx: AppContext) -> list[str]:
     return problems
 
 
-def validation_markdown(lang: str, errors: list[str]) -> str:
+def validation_markdown(lang: str, errors: list[str], config: Config | None = None) -> str:
+    """The form's problems, or "valid" with the language warning when the model cannot read the data's language."""
     if not errors:
-        return t(lang, "config.ok")
+        warning = language_warning(config, lang) if config is not None else ""
+        return t(lang, "config.ok") + (f"\n\n{warning}" if warning else "")
     return f"**{t(lang, 'config.errors')}**\n\n" + "\n".join(f"- `{e.split(':', 1)[0]}`:{e.split(':', 1)[1]}"
                                                             if ":" in e else f"- {e}" for e in errors)
 
@@ -304,7 +307,7 @@ class ConfigTab:
         """A page (re)load: the form shows the workspace config as saved now, not the app-start config."""
         config = workspace_config(self.ui.ctx)
         errors = config.validate() + (hosted_problems(config, self.ui.ctx) if self.ui.ctx.hosted else [])
-        return {**self.form_updates(config), self.validation: validation_markdown(lang, errors)}
+        return {**self.form_updates(config), self.validation: validation_markdown(lang, errors, config)}
 
     def wire(self) -> None:
         ctx, lang = self.ui.ctx, self.ui.lang
@@ -313,7 +316,7 @@ class ConfigTab:
             config, errors = validate(ctx, values)
             if config is not None:
                 save_config(ctx, config)  # autosave: a reload, Start and the command line see this form
-            return validation_markdown(lang, errors)
+            return validation_markdown(lang, errors, config)
 
         gr.on([f.input for f in self.fields], edited, [lang, *self.fields], self.validation,
               show_progress="hidden", trigger_mode="always_last")
@@ -331,10 +334,12 @@ class ConfigTab:
             if config is None:
                 return {self.download: None, self.validation: validation_markdown(lang, errors)}
             save_config(ctx, config)
-            return {self.download: ctx.servable(ctx.config_path), self.validation: validation_markdown(lang, [])}
+            return {self.download: ctx.servable(ctx.config_path),
+                    self.validation: validation_markdown(lang, [], config)}
 
         self.save_btn.click(save, [lang, *self.fields], [self.download, self.validation])
 
     def relabel(self, lang: str, *values) -> str:
         """The validation text in the new language (after the language switch)."""
-        return validation_markdown(lang, validate(self.ui.ctx, values)[1])
+        config, errors = validate(self.ui.ctx, values)
+        return validation_markdown(lang, errors, config)

@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urldefrag
 
 import gradio as gr
 import pandas as pd
 
-from ..engine.compose import ComposeError, ComposeOptions, compose, detect_columns, read_table
+from ..engine.compose import ComposeError, ComposeOptions, ComposeStopped, compose, detect_columns, read_table
 from ..engine.crawler import (
+    CSV_NAME,
     SOURCES,
+    STATE_NAME,
     CrawlEvent,
     CrawlOptions,
     crawl,
     resolve_sources,
     source_languages,
-    write_glossary_csv,
 )
+from ..engine.files import SaveError
 from .base import UI, note
-from .config_tab import save_config, workspace_config
+from .config_tab import save_config, validation_markdown, workspace_config
 from .context import SAMPLE_GLOSSARY, SAMPLE_PAIRS
-from .i18n import t
+from .i18n import has_text, t
 
 PREVIEW_ROWS = 50
 MAX_HOSTED_URLS = 20  # a public app must not become a crawler for hire
@@ -45,21 +50,81 @@ def table_preview(path: str, lang: str = "en") -> tuple[list[str], str, str, pd.
     return table.columns, choice.anchor, choice.positive, preview, message
 
 
+def _length_line(lang: str, chars: Any, tokens: Any, max_length: int) -> str:
+    return t(lang, "report.length_value", cmed=chars.median, cp95=chars.p95, cmax=chars.max, tmed=tokens.median,
+             tp95=tokens.p95, tmax=tokens.max, over=tokens.share_over_max, max_length=max_length)
+
+
+def report_details(report: Any, lang: str) -> list[tuple[str, str]]:
+    """The composer's full report as (label, value) rows, labels in the UI language (values as the engine says)."""
+    delim = {None: "", "\t": ", tab", ",": ", ','"}.get(report.delimiter, f", {report.delimiter!r}")
+    cols = f"anchor `{report.columns.anchor}`, positive `{report.columns.positive}`"
+    if report.columns.negatives:
+        cols += f", negatives `{report.columns.negatives}`"
+    rows = [(t(lang, "report.input"), f"`{report.input_path}` ({report.format}, {report.encoding}{delim})"),
+            (t(lang, "report.columns"), f"{cols} ({report.columns.how})"),
+            (t(lang, "data.report_rows"), str(report.rows_read)),
+            (t(lang, "data.report_skipped"), str(len(report.skipped)))]
+    for reason, lines in report.skipped_by_reason().items():
+        shown = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+        rows.append((t(lang, "report.skipped_why", reason=reason),
+                     f"{len(lines)} ({t(lang, 'report.lines')} {shown})"))
+    rows += [(t(lang, "data.report_dups"), str(report.duplicates_removed)),
+             (t(lang, "report.train_file"),
+              f"`{report.output_path}` ({t(lang, 'report.pairs', n=report.train_pairs)})")]
+    if report.eval_output_path:
+        rows.append((t(lang, "report.eval_file"), f"`{report.eval_output_path}` (" + t(
+            lang, "report.pairs_anchors", pairs=report.eval_pairs, anchors=report.eval_anchors) + ")"))
+    negatives = (t(lang, "report.negatives_value", given=report.negatives_given, mined=report.negatives_mined,
+                   miner=report.miner, k=report.hard_k, short=report.rows_short_of_k) if report.hard_k else
+                 t(lang, "report.negatives_none", given=report.negatives_given))
+    rows += [(t(lang, "report.negatives"), negatives),
+             (t(lang, "report.anchor_len"), _length_line(lang, report.anchor_chars, report.anchor_tokens,
+                                                         report.max_length)),
+             (t(lang, "report.positive_len"), _length_line(lang, report.positive_chars, report.positive_tokens,
+                                                           report.max_length)),
+             (t(lang, "report.tokens_by"), report.token_source),
+             (t(lang, "report.seconds"), f"{report.seconds:.1f} s")]
+    return rows
+
+
 def compose_summary(report: Any, lang: str) -> str:
-    """The composer's report: a short table in the UI language, then the full report (engine words) folded."""
+    """The composer's report: a short table in the UI language, then the full report folded (labels translated)."""
     rows = [("data.report_rows", report.rows_read), ("data.report_skipped", len(report.skipped)),
             ("data.report_dups", report.duplicates_removed), ("data.report_written", report.pairs_written),
             ("data.report_neg", report.negatives_mined)]
     head = "| | |\n|---|---|\n" + "\n".join(f"| {t(lang, key)} | {value} |" for key, value in rows)
     eval_part = t(lang, "data.composed_eval", n=report.eval_pairs) if report.eval_output_path else ""
-    full = "\n".join(report.lines())
+    full = "\n".join(f"| {label} | {value.replace('|', '/')} |" for label, value in report_details(report, lang))
     return (note(lang, "ok", t(lang, "data.composed", pairs=report.train_pairs, eval=eval_part)) + "\n\n" + head
-            + f"\n\n<details><summary>{t(lang, 'data.report_details')}</summary>\n\n```\n{full}\n```\n</details>")
+            + f"\n\n<details><summary>{t(lang, 'data.report_details')}</summary>\n\n| | |\n|---|---|\n{full}\n"
+            "</details>")
+
+
+def stage_text(lang: str, stage: str) -> str:
+    """A progress stage of the engine (compose's on_progress, a crawl event's kind) in the UI language."""
+    return t(lang, f"stage.{stage}") if has_text(f"stage.{stage}") else stage
+
+
+def crawl_folder(data_dir: Path, urls: list[str], limit: int | None, options: CrawlOptions) -> Path:
+    """Where a crawl writes: the folder of a stopped crawl of the same job (so it goes on there), else a new one."""
+    start = list(dict.fromkeys(urldefrag(u.strip())[0] for u in urls if u.strip()))  # as crawl() keys its job
+    job = {"urls": start, "limit_per_source": limit, "follow_languages": list(options.follow_languages)}
+    for folder in sorted(data_dir.glob("crawl-*"), reverse=True):
+        try:
+            if json.loads((folder / STATE_NAME).read_text(encoding="utf-8")).get("job") == job:
+                return folder
+        except (OSError, ValueError, AttributeError):
+            continue
+    return data_dir / f"crawl-{_stamp()}"
 
 
 class DataTab:
     def __init__(self, ui: UI, current_pairs: str):
         self.ui, tx = ui, ui.texts
+        # The running crawl and compose jobs' stop events, by (kind, owner): a Stop sets the one its page started.
+        self.jobs: dict[tuple[str, str | None], threading.Event] = {}
+        self._jobs_lock = threading.Lock()
         self.table_path = gr.State(None)
         self.current = tx.make(gr.Textbox, "data.current", value=current_pairs, interactive=False,
                                elem_id="data-current")
@@ -68,7 +133,10 @@ class DataTab:
                 self.sources = tx.make(gr.CheckboxGroup, "data.sources", choices=list(SOURCES))
                 self.urls = tx.make(gr.Textbox, "data.urls", lines=3, elem_id="data-urls")
                 self.limit = tx.make(gr.Number, "data.limit", value=200, precision=0)
-            self.crawl_btn = tx.make(gr.Button, "data.crawl_btn", "value", elem_id="data-crawl")
+            with gr.Row():
+                self.crawl_btn = tx.make(gr.Button, "data.crawl_btn", "value", elem_id="data-crawl")
+                self.stop_crawl_btn = tx.make(gr.Button, "data.stop_crawl", "value", variant="stop",
+                                              elem_id="data-crawl-stop")
             self.errors = tx.make(gr.Dataframe, "data.errors", interactive=False)
         with tx.make(gr.Accordion, "data.upload", open=True):
             with gr.Row():
@@ -87,8 +155,11 @@ class DataTab:
                 self.hard_k = tx.make(gr.Slider, "data.hard_k", minimum=0, maximum=10, value=3, step=1)
                 self.miner = tx.make(gr.Radio, "data.miner", choices=["bm25", "model"], value="bm25")
                 self.eval_ratio = tx.make(gr.Slider, "data.eval_ratio", minimum=0, maximum=0.5, value=0.1, step=0.05)
-            self.compose_btn = tx.make(gr.Button, "data.compose_btn", "value", variant="primary",
-                                       elem_id="data-compose")
+            with gr.Row():
+                self.compose_btn = tx.make(gr.Button, "data.compose_btn", "value", variant="primary",
+                                           elem_id="data-compose")
+                self.stop_compose_btn = tx.make(gr.Button, "data.stop_compose", "value", variant="stop",
+                                                elem_id="data-compose-stop")
             self.report = gr.Markdown(elem_id="data-report")
             self.download = tx.make(gr.File, "data.download", interactive=False)
 
@@ -122,8 +193,48 @@ class DataTab:
         shutil.copyfile(src, dest)
         return self.preview_updates(str(dest), lang)
 
-    def run_crawl(self, sources: list[str], urls_text: str, limit: float, lang: str, progress=gr.Progress()) -> dict:
-        """Crawl in the request (the progress bar follows the pages); the result becomes the table to compose."""
+    # -- stoppable jobs ------------------------------------------------------------------------------------
+    def _job_key(self, kind: str, owner: str | None) -> tuple[str, str | None]:
+        # one user: any page may stop the job; hosted: only the browser that started it (its owner id)
+        return kind, (owner or None) if self.ui.ctx.hosted else None
+
+    def _begin(self, kind: str, owner: str | None) -> threading.Event | None:
+        """A new stop event for this job, or None when the same job is already running for this owner."""
+        key = self._job_key(kind, owner)
+        with self._jobs_lock:
+            if key in self.jobs:
+                return None
+            event = self.jobs[key] = threading.Event()
+            return event
+
+    def _end(self, kind: str, owner: str | None, event: threading.Event) -> None:
+        key = self._job_key(kind, owner)
+        with self._jobs_lock:
+            if self.jobs.get(key) is event:
+                del self.jobs[key]
+
+    def _stop(self, kind: str, owner: str | None) -> bool:
+        with self._jobs_lock:
+            event = self.jobs.get(self._job_key(kind, owner))
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def stop_crawl(self, lang: str, owner: str = "") -> dict:
+        stopping = self._stop("crawl", owner)
+        return {self.message: note(lang, "ok", t(lang, "data.crawl_stopping")) if stopping
+                else t(lang, "data.no_crawl")}
+
+    def stop_compose(self, lang: str, owner: str = "") -> dict:
+        stopping = self._stop("compose", owner)
+        return {self.report: note(lang, "ok", t(lang, "data.compose_stopping")) if stopping
+                else t(lang, "data.no_compose")}
+
+    def run_crawl(self, sources: list[str], urls_text: str, limit: float, lang: str, owner: str = "",
+                  progress: Callable = gr.Progress()) -> dict:
+        """Crawl in the request (the progress bar follows the pages) into a folder written page by page; a Stop
+        keeps the pages finished, and the same crawl pressed again goes on there. The result is the table to use."""
         ctx = self.ui.ctx
         urls = [u.strip() for u in (urls_text or "").splitlines() if u.strip() and not u.strip().startswith("#")]
         if ctx.hosted and len(urls) > MAX_HOSTED_URLS:
@@ -134,26 +245,43 @@ class DataTab:
             return {self.message: note(lang, "error", t(lang, "data.no_start"))}
         # None lets the crawler decide (hosted on Spaces); a hosted app never relaxes to False
         options = CrawlOptions(follow_languages=source_languages(sources or []), hosted=True if ctx.hosted else None)
+        per_source = int(limit) if limit else None
+        folder = crawl_folder(ctx.data_dir, start, per_source, options)
 
         def on_event(event: CrawlEvent) -> None:
             progress((event.index - (event.kind == "started")) / max(event.total, 1),
-                     desc=f"{event.kind}: {event.url}")
+                     desc=f"{stage_text(lang, event.kind)}: {event.url}")
 
-        result = crawl(start, limit_per_source=int(limit) if limit else None, options=options, on_event=on_event,
-                       stop_event=threading.Event())
+        stop = self._begin("crawl", owner)
+        if stop is None:
+            return {self.message: note(lang, "busy", t(lang, "data.crawl_busy"))}
+        try:
+            result = crawl(start, limit_per_source=per_source, options=options, on_event=on_event, stop=stop,
+                           output=folder)
+        except SaveError as e:
+            return {self.message: note(lang, "error", str(e))}
+        finally:
+            self._end("crawl", owner, stop)
         errors = pd.DataFrame(result.error_rows(), columns=[t(lang, "col.url"), t(lang, "col.reason")])
+        path = folder / CSV_NAME
+        if result.stopped:
+            out = self.preview_updates(str(path), lang) if result.entries else {}
+            return {**out, self.errors: errors, self.message: note(lang, "warning", t(
+                lang, "data.crawl_stopped", pages=result.pages_fetched, terms=len(result.entries), path=path))}
         if not result.entries:
             return {self.errors: errors, self.message: note(lang, "error", t(
                 lang, "data.no_entries", pages=result.pages_fetched))}
-        path = write_glossary_csv(result.entries, ctx.data_dir / f"crawl-{_stamp()}" / "glossary.csv")
         out = self.preview_updates(str(path), lang)
         out[self.errors] = errors
+        resumed = t(lang, "data.crawl_resumed", n=result.pages_resumed) if result.pages_resumed else ""
         out[self.message] = note(lang, "ok", t(lang, "data.crawled", terms=len(result.entries),
-                                                pages=result.pages_fetched, failed=len(result.errors), path=path))
+                                                pages=result.pages_fetched, failed=len(result.errors), path=path)
+                                 + resumed)
         return out
 
     def run_compose(self, table_path: str | None, anchor: str | None, positive: str | None, hard_k: float,
-                    miner: str, eval_ratio: float, model_id: str, lang: str, progress=gr.Progress()) -> dict:
+                    miner: str, eval_ratio: float, model_id: str, lang: str, owner: str = "",
+                    progress: Callable = gr.Progress()) -> dict:
         """Compose pairs.jsonl (+ eval file); the new files become the run's training and eval data."""
         ctx, tabs = self.ui.ctx, self.ui.tabs
         if not table_path:
@@ -164,14 +292,26 @@ class DataTab:
         options = ComposeOptions(anchor_column=anchor or None, positive_column=positive or None,
                                  hard_k=int(hard_k), miner=miner, model_id=model_id if miner == "model" else None,
                                  eval_ratio=float(eval_ratio or 0))
+        loads_model = options.miner == "model" and options.hard_k > 0
 
         def on_progress(stage: str, done: int, total: int) -> None:
-            progress(done / max(total, 1), desc=stage)
+            if stage == "reading" and done >= total and loads_model:
+                # compose loads the mining model right after reading, and reports nothing while it does
+                progress(0.0, desc=stage_text(lang, "loading_model") + f": {model_id}")
+            else:
+                progress(done / max(total, 1), desc=stage_text(lang, stage))
 
+        stop = self._begin("compose", owner)
+        if stop is None:
+            return {self.report: note(lang, "busy", t(lang, "data.compose_busy"))}
         try:
-            report = compose(table_path, out, options=options, on_progress=on_progress)
+            report = compose(table_path, out, options=options, on_progress=on_progress, stop=stop)
+        except ComposeStopped:
+            return {self.report: note(lang, "warning", t(lang, "data.compose_stopped"))}
         except (ComposeError, OSError, ValueError) as e:
             return {self.report: note(lang, "error", str(e))}
+        finally:
+            self._end("compose", owner, stop)
         eval_out = report.eval_output_path
         # the saved workspace config follows, so a reload, Start and the command line use the new data
         config = workspace_config(ctx)
@@ -184,7 +324,8 @@ class DataTab:
         updates = {self.report: compose_summary(report, lang), self.download: ctx.servable(report.output_path),
                    self.current: report.output_path, cfg.field("data.pairs_path"): report.output_path,
                    cfg.field("data.eval_path"): eval_out or "", tabs["eval"].pairs: eval_out or report.output_path,
-                   tabs["search"].corpus: report.output_path}
+                   tabs["search"].corpus: report.output_path,
+                   cfg.validation: validation_markdown(lang, config.validate(), config)}  # new data: language check
         if eval_out:
             updates[cfg.field("data.eval_split")] = 0.0
         return updates
@@ -199,16 +340,22 @@ class DataTab:
         self.upload.upload(self.accept_upload, [self.upload, lang], self.preview_outputs)
         self.sample_btn.click(lambda lang: self.preview_updates(str(SAMPLE_GLOSSARY), lang), lang,
                               self.preview_outputs)
-        self.crawl_btn.click(self.run_crawl, [self.sources, self.urls, self.limit, lang],
+        owner = tabs["train"].owner  # the browser's id: in a hosted app a Stop reaches only its own jobs
+        self.crawl_btn.click(self.run_crawl, [self.sources, self.urls, self.limit, lang, owner],
                              [*self.preview_outputs, self.errors])
+        # Stop runs beside the job it stops (its own queue); the job sees the event at its next page or block
+        self.stop_crawl_btn.click(self.stop_crawl, [lang, owner], self.message, concurrency_limit=None,
+                                  show_progress="hidden")
         cfg = tabs["config"]
         self.compose_btn.click(
             self.run_compose,
             [self.table_path, self.anchor_col, self.positive_col, self.hard_k, self.miner, self.eval_ratio,
-             cfg.field("model_id"), lang],
+             cfg.field("model_id"), lang, owner],
             [self.report, self.download, self.current, cfg.field("data.pairs_path"), cfg.field("data.eval_path"),
-             cfg.field("data.eval_split"), tabs["eval"].pairs, tabs["search"].corpus],
+             cfg.field("data.eval_split"), tabs["eval"].pairs, tabs["search"].corpus, cfg.validation],
         )
+        self.stop_compose_btn.click(self.stop_compose, [lang, owner], self.report, concurrency_limit=None,
+                                    show_progress="hidden")
         # the form's pairs file is the data in use
         cfg.field("data.pairs_path").change(lambda p: p or str(SAMPLE_PAIRS), cfg.field("data.pairs_path"),
                                             self.current, show_progress="hidden")

@@ -6,7 +6,6 @@ again, resumed, evaluated, searched with, exported (zip, Hub) or deleted (after 
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from pathlib import Path
@@ -16,19 +15,18 @@ import gradio as gr
 import pandas as pd
 
 from ..engine import runs
-from ..engine.config import Config, ConfigError
+from ..engine.callbacks import PHASES
+from ..engine.config import ConfigError
 from ..engine.runner import RunBusyError, RunOwnerError, RunSnapshot
 from ..engine.trainer import EVAL_SPLIT_NAME
 from .base import UI, note
 from .charts import training_figures
 from .config_tab import save_config, validate
 from .i18n import t
+from .language import language_warning
 
 SPEED_WINDOW = 20  # log rows the ETA's speed is averaged over (one noisy step does not swing it)
-# Model names that only know English; a Korean dataset on them trains poorly (their vocabulary splits Hangul).
-ENGLISH_ONLY = re.compile(r"all-minilm|all-mpnet|all-distilroberta|msmarco|multi-qa|bge-.*-en|gte-(small|base|large)"
-                          r"$|e5-(small|base|large)(-v2)?$|nomic-embed-text", re.IGNORECASE)
-MULTILINGUAL = re.compile(r"multilingual|xlm|m3|ko|labse|paraphrase-multilingual", re.IGNORECASE)
+
 
 
 def _duration(seconds: float) -> str:
@@ -103,11 +101,17 @@ def message_markdown(snap: RunSnapshot, lang: str) -> str:
     elif snap.status == "stopping":
         text = t(lang, "train.stopping")
     elif snap.status == "starting":
-        text = t(lang, "train.loading")
+        # set-up says what it is doing (reading the data, loading the model, restoring the snapshot)
+        text = t(lang, f"phase.{snap.phase}") + "..." if snap.phase in PHASES else t(lang, "train.loading")
     else:
         text = t(lang, "train.training_on", device=snap.device, precision=snap.precision)
+        if snap.phase == "eval":
+            text += " · " + t(lang, "phase.eval") + "..."
     where = f"\n\n`{snap.run_dir}`" if snap.run_dir else ""
     return text + where
+
+
+CHART_SECONDS = 3.0  # see TrainTab.tick
 
 
 def chart_titles(lang: str, smooth: bool) -> dict[str, str]:
@@ -121,35 +125,6 @@ def tick_outputs(snap: RunSnapshot, lang: str, smooth: bool = False, figures: li
     """Everything the timer redraws, from one snapshot: progress, message, four charts, log text."""
     loss, acc, lr, ev = figures or training_figures(snap.logs, snap.evals, chart_titles(lang, smooth))
     return progress_html(snap, lang), message_markdown(snap, lang), loss, acc, lr, ev, "\n".join(snap.log_lines)
-
-
-def korean_share(pairs_path: str | None, limit: int = 400) -> float:
-    """Share of the first `limit` lines of a pairs file that contain Hangul (0 when unreadable)."""
-    if not pairs_path or not Path(pairs_path).is_file():
-        return 0.0
-    hangul = total = 0
-    try:
-        with open(pairs_path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if total >= limit:
-                    break
-                total += 1
-                hangul += bool(re.search(r"[\uac00-\ud7a3]", line))
-    except OSError:
-        return 0.0
-    return hangul / total if total else 0.0
-
-
-def language_warning(config: Config, lang: str) -> str:
-    """A warning when an English-only model is about to learn mostly Korean data; "" otherwise."""
-    model = str(config.model_id)
-    name = Path(model.rstrip("/")).name
-    if not ENGLISH_ONLY.search(name) or MULTILINGUAL.search(name):
-        return ""
-    share = korean_share(config.data.pairs_path)
-    if share < 0.3:
-        return ""
-    return note(lang, "warning", t(lang, "lang.mismatch", model=name, share=share))
 
 
 SETTING_WORDS = (("batch_size", "batch"), ("epochs", "ep"), ("lr", "lr"), ("max_length", "len"),
@@ -273,23 +248,34 @@ class TrainTab:
         snap = self.ui.ctx.run.snapshot()
         key = (lang, snap.status, snap.step, len(snap.logs), len(snap.evals), len(snap.log_lines), snap.message,
                smooth, view)
-        if key == last:
+        # last: (key drawn, when this page's charts were last sent, whether they show that key)
+        prev_key, charts_at, charts_current = last if isinstance(last, (list, tuple)) and len(last) == 3 \
+            else (None, 0.0, False)
+        now = time.monotonic()
+        if key == prev_key and (charts_current or now - charts_at < CHART_SECONDS):
             # Nothing new for this page: only the clock moves. Twenty open pages must not redraw (and
             # re-serialise) four charts a second each while a run trains in the same process.
             return {self.progress: progress_html(snap, lang)} if snap.active else {}
-        out: dict = {self.last_drawn: key, **self.buttons(snap.active)}
+        changed = prev_key is None or prev_key[:2] != key[:2] or prev_key[7:] != key[7:]  # language, status, view
+        # While a run trains, a page's charts follow at most every CHART_SECONDS: serialising four Plotly figures
+        # per page per step is what slowed training most under load (scripts/loadtest.py); the progress line,
+        # the message and the log still follow every tick, and the last state is always drawn.
+        charts_due = changed or not snap.active or now - charts_at >= CHART_SECONDS
+        out: dict = {self.last_drawn: (key, now if charts_due else charts_at, charts_due),
+                     **self.buttons(snap.active)}
         if view and view != snap.run_dir:
             logs, evals = runs.load_history(view)
             shown = RunSnapshot(logs=logs, evals=evals)
-            figs = self._figures(shown, lang, smooth, ("view", view, len(logs), len(evals)))
+            figs = self._figures(shown, lang, smooth, ("view", view, len(logs), len(evals))) if charts_due else None
             progress, message = progress_html(snap, lang), t(lang, "train.viewing", name=Path(view).name)
         else:
             figs = self._figures(snap, lang, smooth, (snap.run_dir, snap.started_at, len(snap.logs),
-                                                      len(snap.evals)))
-            progress, message, *figs, _ = tick_outputs(snap, lang, smooth, figs)
-        log = "\n".join(snap.log_lines)
-        out.update(zip(self.tick_targets, [progress, message, *figs, log]))
-        if last is None or last[1] != snap.status or last[0] != lang:  # a run started or ended
+                                                      len(snap.evals))) if charts_due else None
+            progress, message = progress_html(snap, lang), message_markdown(snap, lang)
+        out.update({self.progress: progress, self.message: message, self.log: "\n".join(snap.log_lines)})
+        if figs is not None:
+            out.update(zip([self.loss_plot, self.acc_plot, self.lr_plot, self.eval_plot], figs))
+        if prev_key is None or prev_key[1] != snap.status or prev_key[0] != lang:  # a run started or ended
             out.update(self.list_updates(lang, picked))
         return out
 

@@ -98,18 +98,16 @@ def crawl(
     on_event: Callable[[CrawlEvent], None] | None = None,
     stop: threading.Event | None = None,
     output: str | Path | None = None,
-    stop_event: threading.Event | None = None,
 ) -> CrawlResult:
     """Fetch each page and extract its glossary; a failed page becomes a PageError and the crawl goes on.
 
     Setting `stop` ends the crawl before the next page (waits and downloads are cut short; the page in flight is
     dropped). With `output` (a folder), each finished page's rows are appended to glossary.csv and pairs.jsonl
     there at once, and running the same crawl into the same folder again resumes it: pages already finished are
-    skipped. An output folder that cannot be written raises SaveError before anything is fetched. `stop_event`
-    is the former name of `stop`.
+    skipped. An output folder that cannot be written raises SaveError before anything is fetched.
     """
     options = options or CrawlOptions()
-    stop = stop or stop_event or threading.Event()
+    stop = stop or threading.Event()
     start = list(dict.fromkeys(urldefrag(u.strip())[0] for u in urls if u.strip()))
     writer = None
     resumed = Resumed(queue=start)
