@@ -104,7 +104,8 @@ MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def _run_against(args: argparse.Namespace) -> int:
-    from ..engine.benchmark import BenchmarkError, BenchSettings, format_text, run_benchmark
+    from ..engine.bench_report import format_text
+    from ..engine.benchmark import BenchmarkError, BenchSettings, run_benchmark
     from ..engine.device import DeviceError, resolve_device
     from ..engine.modeling import ModelLoadError
     from ..engine.wordnet import WordNetError
@@ -152,7 +153,7 @@ def _command(args: argparse.Namespace) -> str:
 
 def _write_markdown(path: Path, report: dict) -> None:
     """The tables between the file's bench markers (the text around them stays), or a new file with them."""
-    from ..engine.benchmark import format_markdown
+    from ..engine.bench_report import format_markdown
     from ..engine.files import atomic_write_text
 
     body = format_markdown(report, note=f"Measured {report['date']} with `{report['command']}`.")
