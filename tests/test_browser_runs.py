@@ -90,6 +90,10 @@ def walk(pg, workspace, tmp_path):
     pg.wait_for_function("() => document.querySelector('#train-progress')?.dataset.status !== 'stopped'")
     pg.wait_for_function(f"() => Number(document.querySelector('#train-progress')?.dataset.step) > {stopped_at + 1}",
                          timeout=180_000)
+    # the charts follow a page every few seconds while a run trains (the progress line every tick)
+    pg.wait_for_function("() => { const p = document.querySelector('#chart-loss .js-plotly-plot');"
+                         f" return p && p.data && p.data[0] && Math.max(...p.data[0].x) > {stopped_at}; }}",
+                         timeout=60_000)
     steps = chart_steps(pg)
     assert steps[0] == 1 and max(steps) > stopped_at
     assert saved(workspace)["train"].get("resume") is False
