@@ -27,6 +27,19 @@ def testdata_file(package: str, relative: str) -> Path:
     return path
 
 
+def config_with(raw: dict, **sections):
+    """A Config from a raw dict, with each keyword merged in: a dict updates that section, anything else replaces."""
+    from embedgui.engine.config import config_from_dict
+
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
+    return config_from_dict(raw)
+
+
 def _write_tiny_bert(folder: Path, seed: int = 0) -> Path:
     """A random 2-layer BERT with a small word-piece vocabulary, saved as a normal Hugging Face folder."""
     import torch

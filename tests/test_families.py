@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import config_with
 
 from embedgui.engine.config import config_from_dict
 from embedgui.engine.evaluate import evaluate_model
@@ -79,12 +80,7 @@ def _config(model: Path, tmp_path: Path, name: str = "run", **sections):
         "data": {"pairs_path": str(_pairs(tmp_path / "pairs.jsonl"))},
         "output": {"save_dir": str(tmp_path / "runs"), "save_name": name},
     }
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            raw.setdefault(key, {}).update(value)
-        else:
-            raw[key] = value
-    return config_from_dict(raw)
+    return config_with(raw, **sections)
 
 
 TEXTS = ["the model", "a vector of the data is a search score", "query"]

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 import torch
+from conftest import config_with
 
 from embedgui.engine.callbacks import Callback, read_metrics
 from embedgui.engine.config import config_from_dict
@@ -39,12 +40,7 @@ def make_config(tiny_bert, tmp_path, **sections):
         "data": {"pairs_path": str(make_pairs(tmp_path / "pairs.jsonl"))},
         "output": {"save_dir": str(tmp_path / "runs"), "save_name": "run"},
     }
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            raw.setdefault(key, {}).update(value)
-        else:
-            raw[key] = value
-    return config_from_dict(raw)
+    return config_with(raw, **sections)
 
 
 class StopAt(Callback):

@@ -80,22 +80,28 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda f: f.write(text))
 
 
-def ensure_writable_folder(folder: str | os.PathLike, what: str = "the output") -> Path:
-    """Create folder if needed and prove a file can be written in it; else SaveError naming it, in one sentence.
+def unwritable_reason(folder: str | os.PathLike) -> str | None:
+    """Create folder if needed and try to write a file in it: None when that works, else why not.
 
     A real temporary file is the only sure test: permissions, read-only disks and ACLs all show up (os.access
     says yes to root on a read-only mount).
     """
-    folder = Path(folder).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise SaveError(f"{what}: {folder} is a file, not a folder; give a folder.")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise SaveError(f"{what}: cannot write in {folder} ({e.strerror or e}); choose a folder you can write "
-                        "to.") from None
+        return e.strerror or str(e)
+    return None
+
+
+def ensure_writable_folder(folder: str | os.PathLike, what: str = "the output") -> Path:
+    """Create folder if needed and prove a file can be written in it; else SaveError naming it, in one sentence."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise SaveError(f"{what}: {folder} is a file, not a folder; give a folder.")
+    if why := unwritable_reason(folder):
+        raise SaveError(f"{what}: cannot write in {folder} ({why}); choose a folder you can write to.")
     return folder
 
 

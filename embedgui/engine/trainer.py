@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +28,7 @@ from .callbacks import PHASES, Callback, JsonlCallback, TrainerControl, TrainSta
 from .config import Config, ConfigError
 from .data import PairCollator, batches_per_pass, make_loader, write_pairs
 from .device import Precision, precision_for_resume, resolve_device
-from .files import SaveError, atomic_write_text, save_error
+from .files import SaveError, atomic_write_text, save_error, unwritable_reason
 from .gradcache import with_gradcache
 from .loss import LossOutput, build_loss, learned_temperature
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
@@ -275,13 +274,9 @@ class Trainer:
         return job
 
     def _check_writable(self) -> None:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.run_dir):
-                pass
-        except OSError as e:
-            raise TrainingError(f"Cannot write to the output folder {self.run_dir} ({e.strerror or e}); choose "
-                                "another output.save_dir, or make the folder writable.") from None
+        if why := unwritable_reason(self.run_dir):
+            raise TrainingError(f"Cannot write to the output folder {self.run_dir} ({why}); choose "
+                                "another output.save_dir, or make the folder writable.")
 
     def _load_model(self, device: torch.device) -> Embedder:
         c = self.config

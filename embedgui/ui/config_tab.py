@@ -161,7 +161,7 @@ def hosted_problems(config: Config, ctx: AppContext) -> list[str]:
         problems.append(f"output.save_dir: {config.output.save_dir} is outside the app's workspace; "
                         "use a folder inside it.")
     for name, cap in HOSTED_CAPS.items():
-        value = _get(config, name) if "." in name else None
+        value = _get(config, name)
         if value is not None and value > cap:
             problems.append(f"{name}: {value} is more than this shared app allows ({cap}); lower it, or run "
                             "embedgui on your own machine for larger jobs.")

@@ -16,7 +16,8 @@ SAMPLE_PAIRS = ASSETS / "sample_pairs.jsonl"
 SAMPLE_GLOSSARY = ASSETS / "sample_glossary.csv"
 # What one visitor may ask of a shared (hosted) app; a larger job belongs on the visitor's own machine.
 HOSTED_CAPS = {"train.batch_size": 128, "train.max_length": 512, "train.epochs": 20, "train.steps_per_epoch": 5000,
-               "train.grad_accum_steps": 16, "minutes": 60}
+               "train.grad_accum_steps": 16}
+HOSTED_MAX_MINUTES = 60.0  # one run's training time; EMBEDGUI_HOSTED_MAX_MINUTES changes it
 # fields that may name a Hub repository instead of a local folder
 MODEL_FIELDS = {"model_id", "tokenizer_id", "model", "base"}
 
@@ -37,7 +38,7 @@ class AppContext:
             (root / sub).mkdir(parents=True, exist_ok=True)
         hosted = is_hosted() if hosted is None else hosted
         # a hosted app serves many visitors: only the visitor who started a run may stop or resume it
-        minutes = float(os.environ.get("EMBEDGUI_HOSTED_MAX_MINUTES", HOSTED_CAPS["minutes"])) if hosted else None
+        minutes = float(os.environ.get("EMBEDGUI_HOSTED_MAX_MINUTES", HOSTED_MAX_MINUTES)) if hosted else None
         return cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted, max_minutes=minutes))
 
     @property

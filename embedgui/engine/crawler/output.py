@@ -12,14 +12,13 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from embedgui.engine.crawler.extract import GlossaryEntry
-from embedgui.engine.files import SaveError, atomic_write, atomic_write_text, save_error
+from embedgui.engine.files import SaveError, atomic_write, atomic_write_text, save_error, unwritable_reason
 
 CSV_NAME = "glossary.csv"
 JSONL_NAME = "pairs.jsonl"
@@ -65,17 +64,11 @@ def check_output_folder(folder: str | Path) -> Path:
         if (folder / name).is_dir():
             raise SaveError(f"{folder / name} is a folder, so the crawl cannot write its {name} there; remove it or "
                             "choose another output folder.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass  # the only sure test of "can write here": permissions, read-only disks and ACLs all show up
-        for name in (CSV_NAME, JSONL_NAME):
-            if (folder / name).exists() and not os.access(folder / name, os.W_OK):
-                raise PermissionError(f"{name} is read-only")
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        raise SaveError(f"Cannot write the crawl output in {folder} ({why}); choose a folder you can write to.") \
-            from exc
+    why = unwritable_reason(folder)
+    read_only = [n for n in (CSV_NAME, JSONL_NAME) if (folder / n).exists() and not os.access(folder / n, os.W_OK)]
+    if why or read_only:
+        why = why or f"{read_only[0]} is read-only"
+        raise SaveError(f"Cannot write the crawl output in {folder} ({why}); choose a folder you can write to.")
     return folder
 
 
