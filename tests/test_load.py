@@ -24,4 +24,4 @@ def test_clients_polling_and_searching_during_a_run_get_no_errors(monkeypatch):
     result = loadtest.main(["--clients", "4", "--quiet", "4", "--load", "8", "--corpus", "300"])
     assert result["errors"] == 0, result["first_errors"]
     assert result["ticks"] >= 8 and result["searches"] >= 2
-    assert result["steps_per_s_quiet"] > 0 and result["steps_per_s_loaded"] >= 0
+    assert result["steps_per_s_quiet"] > 0  # the run trained while measured (speed itself is not asserted)

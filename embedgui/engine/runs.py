@@ -23,7 +23,6 @@ from .trainer import CONFIG_NAME, METRICS_NAME, SUMMARY_NAME, latest_snapshot
 
 EVALUATION_NAME = "evaluation.json"  # the Evaluate tab's before/after table for this run
 ERROR_NAME = "run_error.json"  # why the run failed, written by the runner (a crash or a kill leaves none)
-STATUSES = ("running", "stopped", "finished", "failed", "incomplete")
 _NAME_TIME = re.compile(r"^(\d{8}-\d{6})-")
 
 

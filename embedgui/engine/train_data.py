@@ -20,6 +20,7 @@ class NegativeStats:
     """Hard negatives per row (limit = data.max_hard_negatives) and whether any negative exists at all."""
 
     limit: int | None = None
+    rows: int = 0  # rows read (the row count of a streamed file, counted in the same pass)
     data_max: int = 0  # the most hard negatives any row has in the file
     used_mean: float = 0.0  # mean hard negatives per row the collator actually uses (after the limit)
     useful_hard_negatives: bool = False  # some used hard negative differs from its row's positive
@@ -51,6 +52,7 @@ def negative_stats(rows: Iterable[Pair], limit: int | None) -> NegativeStats:
     # one with another positive and one with another anchor: two of the three differ in both), so a batch that
     # holds them gives each a real negative.
     stats.varied_rows = other_anchor and other_positive
+    stats.rows = n
     stats.used_mean = used / n if n else 0.0
     return stats
 
@@ -74,15 +76,8 @@ def load_training_data(c: Config) -> TrainingData:
     skipped: list[str] = []
     limit = c.data.max_hard_negatives
     if c.data.stream:
-        counted: list[int] = [0]
-
-        def counting() -> Iterable[Pair]:
-            for row in iter_pairs(path, c.data.skip_invalid, skipped):
-                counted[0] += 1
-                yield row
-
-        negatives = negative_stats(counting(), limit)
-        n = counted[0]
+        negatives = negative_stats(iter_pairs(path, c.data.skip_invalid, skipped), limit)
+        n = negatives.rows
         if n == 0:
             raise PairsError(f"{path}: no valid rows; each line must be {{\"anchor\": ..., \"positive\": ...}}.")
         source: list[Pair] | Path = path
