@@ -1,4 +1,4 @@
-"""python -m embedgui train --config PATH [--resume]"""
+"""python -m embedgui train --config PATH [--resume]; under torchrun, one of N training processes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import signal
 import sys
 import threading
 
-from ..engine.callbacks import Callback, TrainState
+from ..engine.callbacks import Callback, EventFile, StopFile, TrainState
 from ..engine.config import load_config
+from ..engine.distributed import env_world
 from ..engine.runner import USER_ERRORS
 from ..engine.trainer import Trainer
 
@@ -45,28 +46,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="path to config.json (see assets/config.example.json)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest snapshot")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
+    parser.add_argument("--no-bar", action="store_true", help="log lines but no progress bar (for a log file)")
+    parser.add_argument("--stop-file", help="stop cleanly (with a snapshot) when this file appears")
+    parser.add_argument("--events", help="append the run's events as JSON lines to this file (the app follows it)")
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
+    main = env_world().is_main  # under torchrun only rank 0 speaks; the others log warnings and errors only
+    quiet = args.quiet or not main
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(message)s")
     stop = threading.Event()
 
-    def on_interrupt(signum, frame):  # first Ctrl-C: stop cleanly with a snapshot; second: abort
+    def on_interrupt(signum, frame):  # first Ctrl-C (or SIGTERM): stop cleanly with a snapshot; second: abort
         if stop.is_set():
             raise KeyboardInterrupt
-        print("\nStopping after this step and saving a snapshot (Ctrl-C again to abort)...", file=sys.stderr)
+        if main:
+            print("\nStopping after this step and saving a snapshot (Ctrl-C again to abort)...", file=sys.stderr)
         stop.set()
 
     signal.signal(signal.SIGINT, on_interrupt)
+    # A scheduler (Slurm, Kubernetes, torchrun's agent) ends a job with SIGTERM: save a snapshot as for Ctrl-C.
+    signal.signal(signal.SIGTERM, on_interrupt)
+    callbacks: list[Callback] = [] if quiet or args.no_bar else [ProgressBar()]
+    if args.stop_file:
+        callbacks.append(StopFile(args.stop_file))
     try:
+        if args.events and main:
+            callbacks.append(EventFile(args.events))
         config = load_config(args.config)
         if args.resume:
             config.train.resume = True
-        trainer = Trainer(config, callbacks=[] if args.quiet else [ProgressBar()])
+        trainer = Trainer(config, callbacks=callbacks)
         result = trainer.fit(stop)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:  # every process says it: a fault may happen on one rank only (its GPU ran out)
+        print(f"error: {e}" if main else f"error on rank {env_world().rank}: {e}", file=sys.stderr)
         return 2
+    if not main:
+        return 0
     print(trainer.state.message)
     if result.status == "stopped":
         print(f"Resume with: python -m embedgui train --config {args.config} --resume")

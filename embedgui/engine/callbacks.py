@@ -159,3 +159,46 @@ class TimeLimit(Callback):
     def on_step_end(self, state: TrainState) -> None:
         if time.monotonic() - self.started >= self.seconds:
             self.control.stop(f"the {self.seconds / 60:g}-minute limit of this app was reached")
+
+
+class StopFile(Callback):
+    """Stops a run when a file appears (the app's Stop for a run in other processes, e.g. under torchrun)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.path.exists():
+            self.control.stop("stop was asked")
+
+
+class EventFile(QueueCallback):
+    """QueueCallback's events as JSON lines in a file: what a run in another process tells the app that follows it."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("", encoding="utf-8")
+
+    def _put(self, event: str, state: TrainState, payload: Any = None) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps([event, state.to_dict(), payload], ensure_ascii=False) + "\n")
+
+
+def read_events(path: str | os.PathLike, offset: int) -> tuple[list[tuple[str, dict, Any]], int]:
+    """The complete event lines of an EventFile from byte `offset` on, and the offset after them."""
+    try:
+        with Path(path).open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+    events = []
+    for line in data[:end].splitlines():
+        try:
+            event, state, payload = json.loads(line)
+        except (ValueError, TypeError):
+            continue
+        events.append((event, state, payload))
+    return events, offset + end

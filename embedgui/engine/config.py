@@ -66,6 +66,9 @@ class TrainConfig:
     # Gradient caching: embed N texts at a time (a batch far larger than memory allows); 0 = off; null = on only
     # when the batch would not fit in memory (embedgui.engine.gradcache.choose_chunk).
     gradcache_chunk: int | None = None
+    # Under torchrun: score every anchor against the positives and hard negatives of all ranks (the global batch);
+    # null = on when training on several processes, false = each rank's own batch only.
+    gather_negatives: bool | None = None
 
 
 @dataclass

@@ -8,6 +8,7 @@ uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -160,10 +161,14 @@ def split_pairs(pairs: Sequence[Any], ratio: float, seed: int) -> tuple[list[Any
     return [p for p in pairs if fold(p.anchor) not in held], [p for p in pairs if fold(p.anchor) in held]
 
 
-def batches_per_pass(n_rows: int, batch_size: int) -> int:
-    """Batches in one pass; a final batch of a single row is dropped (it has no in-batch negatives)."""
+def batches_per_pass(n_rows: int, batch_size: int, min_last: int = 2) -> int:
+    """Batches in one pass; a final batch of fewer than min_last rows is dropped.
+
+    2 by default (a batch of one row has no in-batch negatives); under torchrun at least the number of processes,
+    so every process gets a row of the last batch.
+    """
     full, rest = divmod(n_rows, batch_size)
-    return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
+    return full + (1 if rest >= min_last or (rest and full == 0) else 0)
 
 
 # Length grouping sorts rows by length within windows of this many batches (a shuffled window, then the batch order
@@ -182,10 +187,10 @@ class EndlessBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, n_rows: int, batch_size: int, seed: int, shuffle: bool = True, start_batch: int = 0,
-                 lengths: Sequence[int] | None = None, window: int = GROUP_WINDOW_BATCHES):
+                 lengths: Sequence[int] | None = None, window: int = GROUP_WINDOW_BATCHES, min_last: int = 2):
         self.n_rows, self.batch_size, self.seed, self.shuffle = n_rows, batch_size, seed, shuffle
         self.start_batch = start_batch
-        self.per_pass = batches_per_pass(n_rows, batch_size)
+        self.per_pass = batches_per_pass(n_rows, batch_size, min_last)
         if lengths is not None and len(lengths) != n_rows:
             raise ValueError(f"lengths: {len(lengths)} values for {n_rows} rows")
         self.lengths, self.window = lengths, max(1, window)
@@ -224,10 +229,10 @@ class StreamedBatches(IterableDataset):
     """
 
     def __init__(self, path: str | os.PathLike, batch_size: int, seed: int, *, shuffle: bool = True,
-                 shuffle_buffer: int = 10000, skip_invalid: bool = False, start_batch: int = 0):
+                 shuffle_buffer: int = 10000, skip_invalid: bool = False, start_batch: int = 0, min_last: int = 2):
         self.path, self.batch_size, self.seed = Path(path), batch_size, seed
         self.shuffle, self.shuffle_buffer = shuffle, shuffle_buffer
-        self.skip_invalid, self.start_batch = skip_invalid, start_batch
+        self.skip_invalid, self.start_batch, self.min_last = skip_invalid, start_batch, min_last
 
     def _rows(self, pass_no: int) -> Iterator[Pair]:
         rows = iter_pairs(self.path, self.skip_invalid)
@@ -257,7 +262,7 @@ class StreamedBatches(IterableDataset):
                     yield batch
                     produced += 1
                     batch = []
-            if len(batch) > 1 or (batch and produced == 0):  # same rule as batches_per_pass
+            if len(batch) >= self.min_last or (batch and produced == 0):  # same rule as batches_per_pass
                 yield batch
                 produced += 1
             if produced == 0:
@@ -359,7 +364,12 @@ class PairCollator:
         ids: dict[str, int] = {}
 
         def text_id(text: str) -> int:
-            return ids.setdefault(fold(text), len(ids))  # texts equal under fold() are one text for the mask
+            # Texts equal under fold() are one text for the mask. A hash, not a count: under torchrun the ids of
+            # every rank's batch are compared with each other (cross-device negatives).
+            key = fold(text)
+            if key not in ids:
+                ids[key] = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little", signed=True)
+            return ids[key]
 
         anchors = [r.anchor for r in rows]
         positives = [r.positive for r in rows]
@@ -379,7 +389,7 @@ class PairCollator:
 def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollator, *, batch_size: int, seed: int,
                 shuffle: bool = True, start_batch: int = 0, num_workers: int = 0, pin_memory: bool = False,
                 shuffle_buffer: int = 10000, skip_invalid: bool = False, group_by_length: bool = False,
-                group_window: int = GROUP_WINDOW_BATCHES) -> DataLoader:
+                group_window: int = GROUP_WINDOW_BATCHES, min_last: int = 2) -> DataLoader:
     """An endless DataLoader of collated batches from batch `start_batch` on (in memory: a list; stream: a path).
 
     In memory, each text is tokenised once (the collator's token cache) and group_by_length makes batches of
@@ -392,7 +402,7 @@ def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollat
               "persistent_workers": False, "generator": torch.Generator().manual_seed(seed)}
     if isinstance(source, (str, os.PathLike)):
         dataset = StreamedBatches(source, batch_size, seed, shuffle=shuffle, shuffle_buffer=shuffle_buffer,
-                                  skip_invalid=skip_invalid, start_batch=start_batch)
+                                  skip_invalid=skip_invalid, start_batch=start_batch, min_last=min_last)
         return DataLoader(dataset, batch_size=None, **common)
     rows = list(source)
     lengths = None
@@ -400,5 +410,5 @@ def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollat
         collator.enable_token_cache()
         if group_by_length and shuffle:
             lengths = collator.row_lengths(rows)  # tokenises every text once, up front
-    sampler = EndlessBatchSampler(len(rows), batch_size, seed, shuffle, start_batch, lengths, group_window)
+    sampler = EndlessBatchSampler(len(rows), batch_size, seed, shuffle, start_batch, lengths, group_window, min_last)
     return DataLoader(rows, batch_sampler=sampler, **common)

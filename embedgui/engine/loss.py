@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import GlobalBatch, gather_batch, local_batch
+
 if TYPE_CHECKING:
     from .config import Config
 
@@ -52,20 +54,23 @@ def false_negative_mask(anchor_ids: torch.Tensor, positive_ids: torch.Tensor, ca
 
 
 def info_nce(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float | torch.Tensor,
-             mask: torch.Tensor | None = None) -> LossOutput:
+             mask: torch.Tensor | None = None, targets: torch.Tensor | None = None, scale: float = 1.0) -> LossOutput:
     """InfoNCE where candidates[:B] are the anchors' positives in order, candidates[B:] extra negatives.
 
     anchors [B, d] and candidates [C, d] should be L2-normalised (then the dot product is the cosine). The
     logits and the softmax run in float32 whatever the input dtype, so half precision cannot overflow here.
+    targets: the column of each anchor's positive when it is not anchor i -> column i (this rank's anchors among
+    gathered candidates); scale multiplies the mean loss (a rank's weight in the global mean).
     """
-    batch = anchors.size(0)
     # Outside autocast: the trainer runs the loss under autocast, which would take this matmul back to half.
     with torch.autocast(anchors.device.type, enabled=False):
         logits = anchors.float() @ candidates.float().T / temperature
         if mask is not None:
             logits = logits.masked_fill(mask, float("-inf"))
-        target = torch.arange(batch, device=logits.device)
+        target = torch.arange(anchors.size(0), device=logits.device) if targets is None else targets
         loss = F.cross_entropy(logits, target)
+        if scale != 1.0:
+            loss = loss * scale
     with torch.no_grad():
         accuracy = (logits.argmax(dim=1) == target).float().mean()
     return LossOutput(loss=loss, accuracy=accuracy, logits=logits)
@@ -85,10 +90,13 @@ class InfoNCELoss(nn.Module):
     another row with the same anchor text. Those logits are set to -inf before the softmax.
     """
 
-    def __init__(self, temperature: float = 0.05, mask_false_negatives: bool = True, learn_temperature: bool = False):
+    def __init__(self, temperature: float = 0.05, mask_false_negatives: bool = True, learn_temperature: bool = False,
+                 gather: bool = False):
         super().__init__()
         self.temperature = temperature
         self.mask_false_negatives = mask_false_negatives
+        # Cross-device negatives: under torchrun, score against the candidates of every rank (see distributed.py).
+        self.gather = gather
         # Learned as log(temperature): the optimizer's steps are then relative changes and it can never turn
         # negative. A parameter of this module, so the trainer's optimizer and snapshots include it.
         self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature))) if learn_temperature else None
@@ -107,13 +115,20 @@ class InfoNCELoss(nn.Module):
         """(anchor embeddings [B, d], candidate embeddings [C, d]) of a collated batch."""
         return model(batch["anchor"]), model(batch["candidates"])
 
+    def global_batch(self, anchors: torch.Tensor, candidates: torch.Tensor, batch: dict[str, Any],
+                     with_anchors: bool = False) -> GlobalBatch:
+        """The batch the loss is taken over: this process's, or every rank's when gathering under torchrun."""
+        if self.gather:
+            return gather_batch(anchors, candidates, batch, with_anchors)
+        return local_batch(anchors, candidates, batch)
+
     def score(self, anchors: torch.Tensor, candidates: torch.Tensor, batch: dict[str, Any]) -> LossOutput:
         """The loss of given embeddings (Matryoshka calls this once per truncated size)."""
+        g = self.global_batch(anchors, candidates, batch)
         mask = None
         if self.mask_false_negatives:
-            mask = false_negative_mask(batch["anchor_ids"], batch["positive_ids"], batch["candidate_ids"],
-                                       batch["candidate_rows"])
-        return info_nce(anchors, candidates, self.tau(), mask)
+            mask = false_negative_mask(g.anchor_ids, g.positive_ids, g.candidate_ids, g.candidate_rows)[g.rows]
+        return info_nce(anchors, g.candidates, self.tau(), mask, g.targets, g.scale)
 
     def forward(self, model: nn.Module, batch: dict[str, Any]) -> LossOutput:
         """batch: a PairCollator batch already on the model's device."""
@@ -135,16 +150,20 @@ class SymmetricInfoNCELoss(InfoNCELoss):
     """
 
     def score(self, anchors: torch.Tensor, candidates: torch.Tensor, batch: dict[str, Any]) -> LossOutput:
-        forward = super().score(anchors, candidates, batch)
-        n = anchors.size(0)
-        positives = candidates[:n]
+        g = self.global_batch(anchors, candidates, batch, with_anchors=True)
         mask = None
         if self.mask_false_negatives:
-            a, p = batch["anchor_ids"], batch["positive_ids"]
+            mask = false_negative_mask(g.anchor_ids, g.positive_ids, g.candidate_ids, g.candidate_rows)[g.rows]
+        forward = info_nce(anchors, g.candidates, self.tau(), mask, g.targets, g.scale)
+        positives = candidates[: anchors.size(0)]
+        mask = None
+        if self.mask_false_negatives:
+            a, p = g.anchor_ids, g.positive_ids
             mask = (a.unsqueeze(0) == a.unsqueeze(1)) | (p.unsqueeze(0) == p.unsqueeze(1))
-            own = torch.arange(n, device=mask.device)
+            own = torch.arange(g.total, device=mask.device)
             mask[own, own] = False
-        backward = info_nce(positives, anchors, self.tau(), mask)
+            mask = mask[g.rows]
+        backward = info_nce(positives, g.anchors, self.tau(), mask, g.targets, g.scale)
         return LossOutput(loss=(forward.loss + backward.loss) / 2, accuracy=forward.accuracy, logits=forward.logits)
 
 
@@ -207,8 +226,12 @@ def learned_temperature(loss: Any) -> float | None:
 
 
 def build_loss(config: Config) -> nn.Module:
-    """The loss a config asks for: InfoNCE (symmetric when train.symmetric), in Matryoshka when matryoshka_dims."""
+    """The loss a config asks for: InfoNCE (symmetric when train.symmetric), in Matryoshka when matryoshka_dims.
+
+    Under torchrun the loss gathers every rank's candidates unless train.gather_negatives is false.
+    """
     t = config.train
-    base = (SymmetricInfoNCELoss if t.symmetric else InfoNCELoss)(t.temperature,
+    gather = t.gather_negatives is not False  # null (the default) = on; it only acts in a process group
+    base = (SymmetricInfoNCELoss if t.symmetric else InfoNCELoss)(t.temperature, gather=gather,
                                                                    learn_temperature=bool(t.learn_temperature))
     return MatryoshkaLoss(base, t.matryoshka_dims) if t.matryoshka_dims else base

@@ -1,8 +1,10 @@
 """Run: owns the background training thread of a process; the GUI polls snapshot() and never blocks on training.
 
-One run at a time per process. The state lives here, not in a browser page, so a reloaded page or a second tab
-shows the same run. In hosted mode (single_user=False) a run belongs to the browser session that started it:
-others can watch it, only the owner can stop or resume it.
+One run at a time per process. With more than one GPU the thread does not train itself: it starts torchrun with one
+training process per GPU and follows rank 0's events (the ones a training thread reports) and log. The state lives
+here, not in a browser page, so a reloaded page or a second tab shows the same run. In hosted mode
+(single_user=False) a run belongs to the browser session that started it: others can watch it, only the owner can
+stop or resume it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import logging
 import os
 import queue
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -23,15 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .callbacks import Callback, QueueCallback, TimeLimit, TrainState
+from .callbacks import Callback, QueueCallback, TimeLimit, TrainState, read_events
 from .config import Config, ConfigError
+from .data import find_pairs_path
 from .errors import USER_ERRORS
 from .files import atomic_write_text
+from .modeling import resolve_model_path
 from .runs import clear_error, load_history, record_error
 from .trainer import CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, Trainer
 
+# A run in torchrun's processes: the config it was launched with, the events rank 0 writes, the file that asks it to
+# stop, and everything the processes printed.
+LAUNCH_NAME, EVENTS_NAME, STOP_NAME, PROCESS_LOG_NAME = ".launch_config.json", ".events.jsonl", ".stop", "train.log"
 # What a run folder holds before its first step: a Start that ends there leaves no empty run in the list.
-_SET_UP_FILES = {CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME}
+_SET_UP_FILES = {CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, LAUNCH_NAME, EVENTS_NAME, STOP_NAME, PROCESS_LOG_NAME}
 
 
 class RunBusyError(RuntimeError):
@@ -100,8 +109,12 @@ class _History(Callback):
 class Run:
     """start(config) / stop() / snapshot(); thread-safe."""
 
-    def __init__(self, max_log_lines: int = 200, single_user: bool = True, max_minutes: float | None = None):
+    def __init__(self, max_log_lines: int = 200, single_user: bool = True, max_minutes: float | None = None,
+                 processes: int | None = None):
         self._lock = threading.Lock()
+        # Training processes per run: None = one per GPU when there are several (torchrun), else this process's
+        # own thread. A hosted app always trains in its own thread (its caps and owners live here).
+        self.processes = processes
         self.max_minutes = max_minutes  # a hosted app's cap on one run's training time (None = no cap)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -167,6 +180,7 @@ class Run:
             self._snap = RunSnapshot(status="starting", epochs=config.train.epochs, run_dir=run_dir,
                                      started_at=time.time(), message="Loading the model and the data...")
             self._thread = threading.Thread(target=self._work, args=(config, self._stop, self._queue, created),
+                                            kwargs={"processes": self._processes_for(config)},
                                             name="embedgui-train", daemon=True)
             self._thread.start()
 
@@ -186,25 +200,42 @@ class Run:
             self._thread.join(timeout)
         return not self.active
 
-    def _work(self, config: Config, stop: threading.Event, q: queue.Queue, created: bool) -> None:
+    def _processes_for(self, config: Config) -> int:
+        if self.processes is not None:
+            return max(1, self.processes)
+        if not self.single_user or config.device not in ("auto", "cuda"):
+            return 1
+        import torch
+
+        return max(1, torch.cuda.device_count())
+
+    def _work(self, config: Config, stop: threading.Event, q: queue.Queue, created: bool, processes: int = 1) -> None:
         # Attach/detach only: the logger's level is shared with every other thread and stays as it is.
         handler = _RingHandler(self._lines, threading.get_ident())
         log = logging.getLogger("embedgui")
         log.addHandler(handler)
         run_dir = str(config.run_dir)
-        trainer = None
+        state: dict[str, Any] | None = None  # the run's last state, as the trainer reported it
         failure = None
         try:
             with contextlib.suppress(OSError):
                 clear_error(run_dir)
-            callbacks: list[Callback] = [QueueCallback(q)]
-            if config.train.resume:
-                callbacks.insert(0, _History(q, run_dir))
-            if self.max_minutes:
-                callbacks.append(TimeLimit(self.max_minutes))
-            trainer = Trainer(config, callbacks=callbacks)
-            result = trainer.fit(stop)
-            q.put(("done", trainer.state.to_dict(), result.status))
+            if processes > 1:
+                state, failure = self._train_in_processes(config, processes, stop, q)
+            else:
+                callbacks: list[Callback] = [QueueCallback(q)]
+                if config.train.resume:
+                    callbacks.insert(0, _History(q, run_dir))
+                if self.max_minutes:
+                    callbacks.append(TimeLimit(self.max_minutes))
+                trainer = Trainer(config, callbacks=callbacks)
+                try:
+                    trainer.fit(stop)
+                finally:
+                    state = trainer.state.to_dict()
+                    del trainer
+            if failure is None:
+                q.put(("done", state, state.get("status") or "finished"))
         except USER_ERRORS as e:
             log.error("%s", e)
             failure = str(e)
@@ -213,12 +244,55 @@ class Run:
             failure = f"Unexpected error ({type(e).__name__}: {e}); the log below has the details."
         finally:
             log.removeHandler(handler)
-            state = trainer.state.to_dict() if trainer else None
             _tidy(run_dir, created, failure, state["step"] if state else 0)
             if failure is not None:
                 q.put(("error", state, failure))
-            del trainer
             _release_memory()
+
+    def _train_in_processes(self, config: Config, processes: int, stop: threading.Event,
+                            q: queue.Queue) -> tuple[dict[str, Any], str | None]:
+        """torchrun with one process per GPU, followed until it ends: (rank 0's last state, failure or None)."""
+        run_dir = Path(config.run_dir).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        launch, events, stop_file = run_dir / LAUNCH_NAME, run_dir / EVENTS_NAME, run_dir / STOP_NAME
+        stop_file.unlink(missing_ok=True)
+        events.unlink(missing_ok=True)  # a previous start's events are not this one's
+        atomic_write_text(launch, json.dumps(_launch_config(config), indent=2, ensure_ascii=False) + "\n")
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+                   "-m", "embedgui", "train", "--config", str(launch), "--no-bar", "--events", str(events),
+                   "--stop-file", str(stop_file)] + (["--resume"] if config.train.resume else [])
+        package_root = str(Path(__file__).resolve().parents[2])  # embedgui importable whatever the cwd
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        logging.getLogger("embedgui").info("Training on %d processes: %s", processes, " ".join(command))
+        state: dict[str, Any] = {}
+        offset, log_offset, last_line = 0, 0, ""
+        with (run_dir / PROCESS_LOG_NAME).open("wb") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+            while True:
+                ended = proc.poll() is not None
+                if stop.is_set() and not stop_file.exists():
+                    stop_file.touch()  # rank 0 sees it after its step; every process stops at that step
+                found, offset = read_events(events, offset)
+                for event, event_state, payload in found:
+                    if event == "begin" and config.train.resume:  # the charts start at step 1, as in a thread
+                        q.put(("history", event_state, load_history(run_dir, up_to_step=event_state["step"])))
+                    q.put((event, event_state, payload))
+                    state = event_state
+                lines, log_offset = _new_lines(run_dir / PROCESS_LOG_NAME, log_offset)
+                for line in lines:
+                    self._lines.append(line)
+                    if line.startswith("error"):
+                        last_line = line
+                if ended:
+                    break
+                time.sleep(0.5)
+        stop_file.unlink(missing_ok=True)
+        if proc.returncode == 0:
+            return state, None
+        failure = last_line.split(": ", 1)[-1] if last_line else (
+            f"The training processes ended with exit code {proc.returncode}; {run_dir / PROCESS_LOG_NAME} has "
+            "what they printed.")
+        return state, failure
 
     def snapshot(self) -> RunSnapshot:
         """Drain queued events into the run's history and return a copy (a pure value for the UI to draw)."""
@@ -272,6 +346,36 @@ def _write_config(config: Config, run_dir: str) -> None:
     with contextlib.suppress(OSError):  # an unwritable folder is reported by the trainer, with what to do
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+def _launch_config(config: Config) -> dict[str, Any]:
+    """The config for processes started elsewhere: every path resolved here, exactly as the loaders would."""
+    data = config.to_dict()
+    data["train"]["resume"] = False  # an action: --resume says it
+    data["model_id"] = resolve_model_path(config.model_id, config.base_dir, config.allowed_roots)
+    if config.tokenizer_id:
+        data["tokenizer_id"] = resolve_model_path(config.tokenizer_id, config.base_dir, config.allowed_roots,
+                                                  "tokenizer_id")
+    data["data"]["pairs_path"] = str(find_pairs_path(config.data.pairs_path, config.base_dir,
+                                                     roots=config.allowed_roots).resolve())
+    if config.data.eval_path:
+        data["data"]["eval_path"] = str(find_pairs_path(config.data.eval_path, config.base_dir, "data.eval_path",
+                                                        roots=config.allowed_roots).resolve())
+    data["output"]["save_dir"] = str(Path(config.output.save_dir).expanduser().resolve())
+    return data
+
+
+def _new_lines(path: Path, offset: int) -> tuple[list[str], int]:
+    """Complete lines added to a text file since byte `offset`, and the offset after them."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    text = data[:end].decode("utf-8", errors="replace")
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()], offset + end
 
 
 def _tidy(run_dir: str, created: bool, failure: str | None, step: int) -> None:

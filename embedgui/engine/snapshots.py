@@ -119,8 +119,21 @@ def restore_snapshot(snapshot: Path, model: torch.nn.Module, optimizer: torch.op
     scheduler.load_state_dict(state["scheduler"])
     if scaler and state["scaler"]:
         scaler.load_state_dict(state["scaler"])
-    set_rng_state(state["rng"])
+    set_rng_state(_own_rng(state["rng"]))
     return state["step"], state["consumed_batches"], state.get("extra", {})
+
+
+def _own_rng(rng: dict[str, Any]) -> dict[str, Any]:
+    """This process's RNG state from a snapshot: under torchrun each rank saved its own (dropout draws differ)."""
+    from .distributed import current
+
+    world, ranks = current(), rng.get("ranks")
+    if ranks and len(ranks) == world.size:
+        return ranks[world.rank]
+    if ranks and world.size > 1:
+        log.warning("The snapshot was taken with %d processes and this run has %d: dropout masks after the resume "
+                    "differ from an uninterrupted run.", len(ranks), world.size)
+    return rng
 
 
 def save_best(model: torch.nn.Module, path: Path) -> None:

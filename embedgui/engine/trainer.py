@@ -24,10 +24,12 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .callbacks import PHASES, Callback, JsonlCallback, TrainerControl, TrainState, read_metrics
 from .config import Config, ConfigError
 from .data import PairCollator, batches_per_pass, make_loader, write_pairs
 from .device import Precision, precision_for_resume, resolve_device
+from .distributed import ShardCollator, World
 from .files import SaveError, atomic_write_text, save_error, unwritable_reason
 from .gradcache import with_gradcache
 from .loss import LossOutput, build_loss, learned_temperature
@@ -120,6 +122,7 @@ class _Job:
     lr: float = 0.0
     grad_norm: torch.Tensor | None = None
     window: _Window = field(default_factory=_Window)
+    world: World = field(default_factory=World)  # under torchrun: this process's rank among the processes
 
     @property
     def good_state(self) -> bool:
@@ -152,19 +155,22 @@ class Trainer:
         self.data_info: dict[str, Any] = {}
         self._job: _Job | None = None
         self._ended = False
+        self.world = World()  # one process; torchrun's rank and world size once fit() joins the process group
 
     # -- the loop --------------------------------------------------------------------------------------------
     def fit(self, stop_event: threading.Event | None = None) -> TrainResult:
         """Train to the end, or until stop_event is set or a callback asks to stop (then a snapshot is saved)."""
         stop_event = stop_event or threading.Event()
         self.control = TrainerControl()
+        self._own_group = False
         try:
             job = self._set_up()
             self._attach_control()
             self.state.status = "running"
             self._emit("on_train_begin")
             while self.state.step < self.state.max_steps:
-                if stop_event.is_set() or self.control.should_stop:
+                # Under torchrun every process stops at the same step when any is asked to (Stop, Ctrl-C, budget).
+                if distributed.any_rank([stop_event.is_set() or self.control.should_stop], job.device)[0]:
                     job.status = "stopped"
                     break
                 self._optimizer_step(job)
@@ -176,9 +182,14 @@ class Trainer:
             if error is e:
                 raise
             raise error from e
+        finally:
+            if self._own_group:  # a process group this run joined is left at its end
+                distributed.shutdown()
 
     # -- callbacks -------------------------------------------------------------------------------------------
     def _emit(self, hook: str, *args: Any) -> None:
+        if not self.world.is_main:  # under torchrun only rank 0 reports (logs, metrics, progress)
+            return
         for cb in self.callbacks:
             getattr(cb, hook)(self.state, *args)
 
@@ -202,6 +213,10 @@ class Trainer:
         c, state = self.config, self.state
         state.status, state.started_at, state.run_dir = "starting", time.time(), str(self.run_dir)
         device = resolve_device(c.device)
+        in_group = distributed.current().active
+        world = self.world = distributed.init(device)
+        self._own_group = world.active and not in_group
+        device = distributed.device_for(device, world)
         if device.type == "mps":
             os.environ.setdefault("PYTORCH_MPS_HIGH_WATERMARK_RATIO", "0.0")
         snapshot = latest_snapshot(self.run_dir) if c.train.resume else None
@@ -217,29 +232,35 @@ class Trainer:
         self._phase("data")
         data = load_training_data(c)
         self.data_info = {**data.info, "hard_negatives_per_row": data.negatives.summary()}
+        ranks = world.size  # under torchrun train.batch_size is each process's share of the global batch
         batch_size = c.train.batch_size
-        if batch_size > data.rows:
-            log.warning("train.batch_size %d is more than the %d training rows; using batches of %d.", batch_size,
-                        data.rows, data.rows)
-            batch_size = data.rows
-        problem = nothing_to_learn(data, batch_size)
+        if batch_size * ranks > data.rows:
+            fits = max(1, data.rows // ranks)
+            log.warning("train.batch_size %d%s is more than the %d training rows; using batches of %d.", batch_size,
+                        f" x {ranks} processes" if ranks > 1 else "", data.rows, fits)
+            batch_size = fits
+        problem = nothing_to_learn(data, batch_size * ranks)
         if problem:
             raise TrainingError(problem)
         state.hard_negatives_per_row = log_negative_stats(data.negatives)
         accum = c.train.grad_accum_steps
-        steps_per_epoch = c.train.steps_per_epoch or max(1, batches_per_pass(data.rows, batch_size) // accum)
+        min_last = max(2, ranks)  # the last batch of a pass must give every process a row
+        steps_per_epoch = c.train.steps_per_epoch or max(1, batches_per_pass(data.rows, batch_size * ranks,
+                                                                             min_last) // accum)
         state.max_steps = steps_per_epoch * c.train.epochs
         if snapshot is not None and meta["step"] >= state.max_steps:
             raise TrainingError(f"Nothing to resume: the run in {self.run_dir} finished at step {meta['step']}/"
                                 f"{state.max_steps}. Start a new run without resume, or raise train.epochs to "
                                 "train further.")
-        self._check_writable()  # before the model: a wrong folder should not cost a minute of loading
+        if world.is_main:
+            self._check_writable()  # before the model: a wrong folder should not cost a minute of loading
 
         job = self._job = _Job(device, precision, data, batch_size, accum, steps_per_epoch,
                                self.run_dir / METRICS_NAME, resumed_from=snapshot,
-                               old_folder_pending=snapshot is None)
+                               old_folder_pending=snapshot is None, world=world)
         self._phase("model")
         job.model = self._load_model(device)
+        distributed.broadcast_parameters(job.model)  # every process starts from rank 0's weights, as DDP does
         if hasattr(self.loss, "check"):  # e.g. Matryoshka sizes larger than the model's embedding
             try:
                 self.loss.check(job.model.dim)
@@ -252,19 +273,21 @@ class Trainer:
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
                         "rows": data.rows, "seed": c.seed,
-                        "group_by_length": c.train.group_by_length}
+                        "group_by_length": c.train.group_by_length, "processes": ranks}
         if snapshot is not None:
             self._phase("resume")
             self._resume(job, snapshot)
-        if data.eval_rows and c.data.eval_split and not c.data.eval_path:
+        if data.eval_rows and c.data.eval_split and not c.data.eval_path and world.is_main:
             write_pairs(self.run_dir / EVAL_SPLIT_NAME, data.eval_rows)
-        if c.output.save_metrics and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
+        if c.output.save_metrics and world.is_main and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
             self.callbacks.append(JsonlCallback(job.metrics_path))
         # The collator cuts texts at the model's real limit (train.max_length capped to its position table).
         collator = PairCollator(job.model.tokenizer, job.model.max_length, c.train.pad_to_multiple_of,
                                 c.data.max_hard_negatives, query_prompt=job.model.prompt("query"),
                                 document_prompt=job.model.prompt("document"))
-        loader = make_loader(data.source, collator, batch_size=batch_size, seed=c.seed, shuffle=c.data.shuffle,
+        # The loader draws global batches (the same on every process); each process collates its own share.
+        loader = make_loader(data.source, ShardCollator(collator, world) if world.active else collator,
+                             batch_size=batch_size * ranks, min_last=min_last, seed=c.seed, shuffle=c.data.shuffle,
                              start_batch=job.consumed, num_workers=c.train.num_workers,
                              pin_memory=device.type == "cuda", shuffle_buffer=c.data.shuffle_buffer,
                              skip_invalid=c.data.skip_invalid, group_by_length=c.train.group_by_length)
@@ -299,8 +322,9 @@ class Trainer:
             log.warning("Resuming with changed data settings %s (snapshot value, now): the batches after the "
                         "snapshot differ from an uninterrupted run.", changed)
         job.best = extra.get("best")
-        truncate_metrics(job.metrics_path, step)
-        self._save_config()
+        if job.world.is_main:
+            truncate_metrics(job.metrics_path, step)
+            self._save_config()
         log.info("Resumed from %s (step %d)", snapshot, step)
 
     # -- one optimizer step: micro-batches, backward, clip, step ----------------------------------------------
@@ -318,6 +342,8 @@ class Trainer:
             (job.scaler.scale(scaled) if job.scaler else scaled).backward()
             losses.append(out.loss.detach().float())
             job.window.add(out, batch["size"])
+        # Under torchrun: the mean gradient over the processes, so every process takes the same step.
+        distributed.average_gradients(p for group in job.optimizer.param_groups for p in group["params"])
         if job.scaler:
             job.scaler.unscale_(job.optimizer)
         max_norm = self.config.optim.max_grad_norm or float("inf")
@@ -343,10 +369,12 @@ class Trainer:
         finite = torch.isfinite(losses).all()
         if job.scaler is None:  # with a scaler an overflowing fp16 gradient is normal: the scaler skips the step
             finite = finite & torch.isfinite(grad_norm)
-        if bool(finite):
+        if not distributed.any_rank([not bool(finite)], job.device)[0]:  # every process ends at the same step
             return
         bad = losses[~torch.isfinite(losses)]
         what, value = ("loss", bad[0].item()) if bad.numel() else ("gradient norm", grad_norm.item())
+        if bool(finite):
+            what, value = "loss of another process", "not finite"
         # The weights are still those before this step: the snapshot is the last good state.
         where = self._save(job, job.step_start_consumed, job.step_rng) if job.good_state else None
         saved = f"the last good state is saved in {where}" if where else "nothing was trained yet"
@@ -361,7 +389,8 @@ class Trainer:
         last = step == self.state.max_steps
         if step % c.train.log_every == 0 or last:
             self._log(job)
-        if job.data.eval_rows and ((c.train.eval_every and step % c.train.eval_every == 0) or last):
+        if job.world.is_main and job.data.eval_rows and ((c.train.eval_every and step % c.train.eval_every == 0)
+                                                         or last):
             self._evaluate(job)
         if c.train.save_every and step % c.train.save_every == 0 and not last:
             self._save(job)
@@ -370,11 +399,13 @@ class Trainer:
         """One log row: loss and accuracy averaged over the micro-batches since the last row, and the speed."""
         w = job.window
         grad_norm = job.grad_norm if job.grad_norm is not None else torch.zeros((), device=w.loss.device)
-        # One read of the device per log row, however many micro-batches it averages.
-        loss, acc, norm = torch.stack([w.loss, w.acc, grad_norm.float().to(w.loss.device)]).tolist()
+        # One read of the device per log row, however many micro-batches it averages (over all processes).
+        samples = torch.tensor(float(w.samples), device=w.loss.device)
+        values = torch.stack([w.loss, w.acc, grad_norm.float().to(w.loss.device), samples])
+        loss, acc, norm, samples = distributed.mean_over_ranks(values).tolist()
         elapsed = max(time.perf_counter() - w.start, 1e-9)
         row = {"loss": loss / w.n, "acc": acc / w.n, "lr": job.lr, "grad_norm": norm,
-               "samples_per_s": w.samples / elapsed, "steps_per_s": w.n / job.accum / elapsed,
+               "samples_per_s": samples * job.world.size / elapsed, "steps_per_s": w.n / job.accum / elapsed,
                "elapsed_s": time.time() - self.state.started_at}
         temperature = learned_temperature(self.loss)  # train.learn_temperature: its value after this step
         if temperature is not None:
@@ -405,7 +436,12 @@ class Trainer:
     # -- snapshot ----------------------------------------------------------------------------------------------
     def _save(self, job: _Job, consumed: int | None = None, rng: dict[str, Any] | None = None) -> Path:
         """A resumable snapshot of the state after the last completed step (or at `consumed`, `rng`)."""
-        meta = {"precision": job.precision.name, "device": job.device.type, "max_steps": self.state.max_steps}
+        if job.world.active:  # rank 0 writes the one snapshot all resume from, with each process's RNG state
+            rng = {**(rng or rng_state()), "ranks": distributed.gather_objects(rng or rng_state())}
+            if not job.world.is_main:
+                return self.run_dir / SNAPSHOT_DIR
+        meta = {"precision": job.precision.name, "device": job.device.type, "max_steps": self.state.max_steps,
+                "processes": job.world.size}
         path = save_snapshot(self.run_dir, self.state.step, job.model, job.optimizer, job.scheduler, job.scaler,
                              job.consumed if consumed is None else consumed, {"best": job.best, "data": job.data_key},
                              meta, self.config.output.keep_snapshots, rng, loss=self.loss)
@@ -420,6 +456,8 @@ class Trainer:
 
     def _clear_old_run(self, metrics_path: Path) -> None:
         """Remove what a previous run left in this folder (its curve, snapshots, best weights); save our config."""
+        if not self.world.is_main:
+            return
         metrics_path.unlink(missing_ok=True)
         (self.run_dir / BEST_NAME).unlink(missing_ok=True)
         shutil.rmtree(self.run_dir / SNAPSHOT_DIR, ignore_errors=True)
@@ -436,6 +474,10 @@ class Trainer:
             self._end()
             return TrainResult("stopped", state.step, state.max_steps, str(self.run_dir), {})
         self._save(job)
+        if not job.world.is_main:
+            distributed.barrier()  # wait for rank 0 to write the model: the run ends when its files are there
+            state.status = job.status
+            return TrainResult(job.status, state.step, state.max_steps, str(self.run_dir), {})
         if job.status == "finished" and c.output.keep_best and (self.run_dir / BEST_NAME).exists():
             job.model.load_state_dict(torch.load(self.run_dir / BEST_NAME, map_location=job.model.device))
             log.info("Keeping the best model (%s = %.4f)", c.output.best_metric, job.best)
@@ -449,6 +491,7 @@ class Trainer:
         state.status = job.status
         why = f" ({self.control.reason})" if job.status == "stopped" and self.control.should_stop else ""
         state.message = f"{job.status} at step {state.step}/{state.max_steps}{why}; model saved in {self.run_dir}"
+        distributed.barrier()
         self._end()
         return TrainResult(job.status, state.step, state.max_steps, str(self.run_dir), summary)
 
@@ -459,7 +502,7 @@ class Trainer:
         summary: dict[str, Any] = {
             "status": job.status, "steps": self.state.step, "max_steps": self.state.max_steps,
             "device": self.state.device, "precision": self.state.precision,
-            "precision_reason": self.state.precision_reason,
+            "precision_reason": self.state.precision_reason, "processes": job.world.size,
             "train_seconds": round(time.time() - self.state.started_at, 2), **self.data_info,
         }
         if train_rows:
@@ -479,7 +522,8 @@ class Trainer:
         if isinstance(error, torch.OutOfMemoryError) and job is not None:
             phase = job.phase
             result = TrainingError(_oom_message(job.device, state.step, phase))
-            if job.optimizer is not None and job.good_state:
+            # Under torchrun the other processes cannot join this snapshot: resume from the last periodic one.
+            if job.optimizer is not None and job.good_state and not job.world.active:
                 job.optimizer.zero_grad(set_to_none=True)  # frees the partial gradients so the snapshot has room
                 try:
                     self._save(job, job.step_start_consumed, job.step_rng if phase == "train" else None)

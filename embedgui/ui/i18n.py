@@ -271,6 +271,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "train.symmetric": ("Symmetric loss", "대칭 손실"),
     "train.group_by_length": ("Group by length", "길이별 배치"),
     "train.gradcache_chunk": ("Gradient cache chunk", "그래디언트 캐시 청크"),
+    "train.gather_negatives": ("Negatives from all GPUs", "모든 GPU의 네거티브 사용"),
     "train.resume": ("Resume", "이어서 학습"),
     "optim.name": ("Optimizer", "옵티마이저"),
     "optim.lr": ("Learning rate", "학습률"),
@@ -348,6 +349,9 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
     "train.gradcache_chunk": ("Embed the batch in chunks of this many rows: large batches in little memory. "
                               "Empty = automatic, 0 = off.",
                               "배치를 이 행 수 단위로 임베딩: 적은 메모리로 큰 배치. 비우면 자동, 0은 끔."),
+    "train.gather_negatives": ("With several GPUs: score against every GPU's batch (a larger contrastive batch). "
+                               "Empty = on.",
+                               "GPU가 여러 개일 때: 모든 GPU의 배치와 비교(더 큰 대조 배치). 비우면 켬."),
     "train.resume": ("Continue from the latest snapshot (command line: --resume; the app: the Resume buttons).",
                      "최근 스냅샷에서 이어서 학습(명령줄: --resume, 앱: 이어서 학습 버튼)."),
     "optim.name": ("Optimizer.", "옵티마이저."),
