@@ -52,6 +52,42 @@ def test_refusals_do_not_reveal_what_exists(tmp_path, secret):
     assert there and missing and there.replace("secret.jsonl", "X") == missing.replace("nothing.jsonl", "X")
 
 
+def test_search_and_evaluate_open_what_the_check_judged_not_the_servers_working_directory(tmp_path, monkeypatch):
+    """The hole left after the first fix: the tabs checked `notes.jsonl` beside the workspace, then the loaders
+    opened `./notes.jsonl` in the server's working directory. The tabs now hand the loaders the resolved path."""
+    from embedgui.engine.data import read_pairs
+    from embedgui.engine.paths import PathRefused
+    from embedgui.engine.search import load_corpus
+
+    server = tmp_path / "server"
+    (server / "org" / "model").mkdir(parents=True)  # a Hub-shaped folder the model loader would open
+    (server / "notes.jsonl").write_text('{"anchor": "password", "positive": "hunter2"}\n')
+    monkeypatch.chdir(server)
+    ctx = AppContext.create(tmp_path / "ws", hosted=True)
+    for name in ("corpus", "pairs"):
+        resolved = Path(ctx.resolve("notes.jsonl", name))
+        assert resolved == ctx.workspace / "notes.jsonl" and not ctx.refuse_path("notes.jsonl", name)
+        with pytest.raises((OSError, ValueError)) as e:  # the loader opens the workspace's (missing) file
+            load_corpus(resolved) if name == "corpus" else read_pairs(resolved)
+        assert "hunter2" not in str(e.value)
+    with pytest.raises(PathRefused):
+        ctx.resolve("org/model", "model")
+    assert ctx.refuse_path("org/model", "base")
+    assert ctx.resolve("someone/else-model", "model") == "someone/else-model"  # a real Hub id stays one
+    from embedgui.engine.modeling import resolve_model_path
+
+    with pytest.raises(PathRefused):  # the trainer's model loader refuses it too
+        resolve_model_path("org/model", str(ctx.workspace), roots=ctx.allowed_roots)
+    hub = resolve_model_path("someone/else-model", str(ctx.workspace), roots=ctx.allowed_roots)
+    assert hub == "someone/else-model"
+    (ctx.workspace / "mine.jsonl").write_text('{"anchor": "a", "positive": "b"}\n')
+    assert ctx.resolve("mine.jsonl", "corpus") == str(ctx.workspace / "mine.jsonl")
+    # A local app resolves the same way (beside the workspace first), then falls back to the working directory.
+    local = AppContext.create(tmp_path / "ws2", hosted=False)
+    assert local.resolve("notes.jsonl", "corpus") == str(server / "notes.jsonl")
+    assert local.resolve("org/model", "model") == str(server / "org" / "model")
+
+
 def _get(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=10) as r:

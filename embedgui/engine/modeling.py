@@ -32,7 +32,7 @@ from .model_files import (
     saved_prompts,
     write_sentence_transformers_files,
 )
-from .paths import resolve_user_path
+from .paths import PathRefused, resolve_user_path
 from .pooling import ensure_eos, is_decoder_only, l2_normalize, pool
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ def resolve_model_path(model_id: str, base_dir: str | None = None, roots: Sequen
         packaged = packaged_model_path()
         if packaged is not None:
             return str(packaged)
+    if roots is not None and Path(model_id).expanduser().exists():
+        # transformers opens an existing folder of that name in the working directory before asking the Hub
+        raise PathRefused(f"{field}: {model_id} is outside the app's folders; upload the file or pick one from "
+                          "the lists.")
     return model_id
 
 

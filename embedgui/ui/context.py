@@ -61,15 +61,30 @@ class AppContext:
     def refuse_path(self, value: str | None, name: str) -> str | None:
         """Hosted mode: a path outside the app's folders is refused, judged as the loaders will resolve it
         (beside the workspace config, after `~`, `..` and links); Hub ids pass for model fields."""
-        text = (value or "").strip()
-        if not self.hosted or not text:
-            return None
         try:
-            resolve_user_path(text, self.workspace, roots=self.allowed_roots, field=name,
-                              hub_ok=name in MODEL_FIELDS)
+            self.resolve(value, name)
         except PathRefused as e:
             return str(e)
         return None
+
+    def resolve(self, value: str | None, name: str) -> str:
+        """The path a tab hands to a loader for a user-given value: resolved beside the workspace (then, on a local
+        app, the working directory), so what is checked is what is opened; a model field's Hub id stays an id.
+
+        Hosted: PathRefused for anything outside the app's folders, including a Hub-shaped name that exists as a
+        folder in the server's working directory (the model loader would open that folder, not the Hub's).
+        """
+        text = (value or "").strip()
+        if not text:
+            return ""
+        roots = self.allowed_roots if self.hosted else None
+        path = resolve_user_path(text, self.workspace, roots=roots, field=name, hub_ok=name in MODEL_FIELDS)
+        if path is not None:
+            return str(path)
+        if self.hosted and Path(text).expanduser().exists():
+            raise PathRefused(f"{name}: {text} is outside the app's folders; upload the file or pick one from the "
+                              "lists.")
+        return text
 
     def servable(self, path: str | os.PathLike) -> str:
         """A file to hand to one visitor's download box. A hosted app serves nothing from its workspace

@@ -14,6 +14,7 @@ import pandas as pd
 from ..engine import runs
 from ..engine.errors import USER_ERRORS
 from ..engine.evaluate import compare, evaluate_model
+from ..engine.paths import PathRefused
 from ..engine.trainer import CONFIG_NAME, EVAL_SPLIT_NAME
 from .base import UI, note
 from .charts import compare_figure
@@ -121,10 +122,11 @@ class EvalTab:
         self.model.change(pairs_for_model, [self.model, self.pairs], self.pairs)
 
         def evaluate(model: str, base: str, pairs: str, lang: str):
-            problems = [p for name, value in (("model", model), ("base", base), ("pairs", pairs))
-                        if (p := ctx.refuse_path(value, name))]
-            if problems:
-                return {self.message: note(lang, "error", problems[0])}
+            try:  # the loaders open exactly the paths the hosted check judged
+                model, base, pairs = (ctx.resolve(v, name) for name, v in
+                                      (("model", model), ("base", base), ("pairs", pairs)))
+            except PathRefused as e:
+                return {self.message: note(lang, "error", str(e))}
             table, figure, message = evaluate_rows(model, base, pairs, lang)
             return {self.table: table, self.chart: figure, self.message: message}
 

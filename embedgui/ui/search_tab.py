@@ -18,6 +18,7 @@ import pandas as pd
 from ..engine.errors import USER_ERRORS
 from ..engine.files import atomic_write_text
 from ..engine.modeling import load_embedder
+from ..engine.paths import PathRefused
 from ..engine.search import CorpusError, SearchIndex, SearchIndexError, load_corpus
 from ..engine.trainer import EVAL_SPLIT_NAME
 from .base import UI, note
@@ -188,10 +189,11 @@ class SearchTab:
         outputs = [self.tuned_table, self.base_table, self.message]
 
         def search(query: str, k: float, model: str, base: str, corpus: str, column: str, lang: str):
-            problems = [p for name, value in (("model", model), ("base", base), ("corpus", corpus))
-                        if (p := ctx.refuse_path(value, name))]
-            if problems:
-                return {self.message: note(lang, "error", problems[0])}
+            try:  # the loaders open exactly the paths the hosted check judged
+                model, base, corpus = (ctx.resolve(v, name) for name, v in
+                                       (("model", model), ("base", base), ("corpus", corpus)))
+            except PathRefused as e:
+                return {self.message: note(lang, "error", str(e))}
             a, b, message = search_tables(self.cache, query, k, model, base, corpus, column, lang)
             return {self.tuned_table: a, self.base_table: b, self.message: message}
 
