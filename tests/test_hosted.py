@@ -185,3 +185,32 @@ def test_a_run_over_its_time_limit_stops_saved(tmp_path, tiny_bert, monkeypatch)
     assert snap.status == "stopped" and snap.step == 3, (snap.status, snap.step, snap.message)
     assert "limit of this app was reached" in snap.message
     assert (tmp_path / "runs" / "limited" / "modules.json").exists()
+    # Resuming does not restart the clock: the run has used its minutes, so it stops after one more step.
+    run.start(config, resume=True)
+    assert run.wait(120)
+    snap = run.snapshot()
+    assert snap.status == "stopped" and snap.step == 4, (snap.status, snap.step, snap.message)
+
+
+def test_a_hosted_run_stays_its_owners_after_a_restart_and_only_they_delete_or_publish_it(tmp_path):
+    from embedgui.engine.runs import new_run_name
+    from embedgui.ui.app import create_app
+
+    demo = create_app(AppContext.create(tmp_path / "ws", hosted=True))
+    train, ctx = demo.ui.tabs["train"], demo.ui.ctx
+    config = Config()
+    config.output.save_dir = str(ctx.runs_dir)
+    config.output.save_name = new_run_name(config, ctx.runs_dir)
+    from embedgui.engine import runner
+
+    runner._write_hosted_record(config.run_dir, owner=runner._owner_hash("alice"), seconds=0.0)
+    config.save(config.run_dir / "train_config.json")
+    restarted = AppContext.create(tmp_path / "ws", hosted=True)  # a new process: nothing in memory
+    assert restarted.run.can_control("alice", config.run_dir) and not restarted.run.can_control("bob", config.run_dir)
+    name = config.output.save_name
+    refused = train.delete("en", "bob", name, "")
+    assert "another visitor" in refused[train.runs_message] and config.run_dir.exists()
+    pushed = train.push("en", "bob", name, "bob/stolen", True, "hf_token")
+    assert "another visitor" in pushed[train.runs_message] and pushed[train.token] == ""
+    train.delete("en", "alice", name, "")
+    assert not config.run_dir.exists()

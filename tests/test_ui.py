@@ -366,9 +366,9 @@ def test_delete_asks_first_and_refuses_names_outside_the_runs_folder(tmp_path):
     config.save(run / "train_config.json")
     asked = train.ask_delete("en", run.name)
     assert asked[train.confirm_row]["visible"] is True and run.exists()  # nothing deleted before the confirmation
-    refused = train.delete("en", "../ws", "")
+    refused = train.delete("en", "", "../ws", "")
     assert "Error" in refused[train.runs_message] and ctx.workspace.exists()
-    done = train.delete("en", run.name, "")
+    done = train.delete("en", "", run.name, "")
     assert not run.exists() and done[train.confirm_row]["visible"] is False
     assert done[train.runs].empty
 

@@ -147,18 +147,31 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 class TimeLimit(Callback):
-    """Stops a run after `minutes` of training (a hosted app's cap); the run ends as a Stop does, saved."""
+    """Stops a run after `minutes` of training (a hosted app's cap); the run ends as a Stop does, saved.
 
-    def __init__(self, minutes: float):
+    used: seconds this run already trained before (earlier starts of a resumed run), so resuming does not
+    restart the clock; `used` grows as the run trains.
+    """
+
+    def __init__(self, minutes: float, used: float = 0.0):
         self.seconds = minutes * 60.0
-        self.started = 0.0
+        self.used = self.before = used
+        self.started: float | None = None
 
     def on_train_begin(self, state: TrainState) -> None:
         self.started = time.monotonic()
 
+    def _tick(self) -> None:
+        if self.started is not None:
+            self.used = self.before + time.monotonic() - self.started
+
     def on_step_end(self, state: TrainState) -> None:
-        if time.monotonic() - self.started >= self.seconds:
+        self._tick()
+        if self.used >= self.seconds:
             self.control.stop(f"the {self.seconds / 60:g}-minute limit of this app was reached")
+
+    def on_train_end(self, state: TrainState) -> None:
+        self._tick()
 
 
 class StopFile(Callback):

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import copy
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -39,8 +40,10 @@ from .trainer import CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, Trainer
 # A run in torchrun's processes: the config it was launched with, the events rank 0 writes, the file that asks it to
 # stop, and everything the processes printed.
 LAUNCH_NAME, EVENTS_NAME, STOP_NAME, PROCESS_LOG_NAME = ".launch_config.json", ".events.jsonl", ".stop", "train.log"
+HOSTED_NAME = ".hosted.json"  # a hosted run's owner (a hash of the browser session) and training seconds used
 # What a run folder holds before its first step: a Start that ends there leaves no empty run in the list.
-_SET_UP_FILES = {CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, LAUNCH_NAME, EVENTS_NAME, STOP_NAME, PROCESS_LOG_NAME}
+_SET_UP_FILES = {CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, LAUNCH_NAME, EVENTS_NAME, STOP_NAME, PROCESS_LOG_NAME,
+                 HOSTED_NAME}
 
 
 class RunBusyError(RuntimeError):
@@ -123,7 +126,6 @@ class Run:
         self._lines: collections.deque[str] = collections.deque(maxlen=max_log_lines)
         self.single_user = single_user
         self._run_dir: str | None = None
-        self._owners: dict[str, str | None] = {}  # run folder -> session that started it (this process only)
         logger = logging.getLogger("embedgui")
         if logger.level == logging.NOTSET:
             # The run's log shows INFO lines. Set once here when nobody (launch.py) chose a level, never per run:
@@ -142,8 +144,8 @@ class Run:
     def _may_act(self, run_dir: str | None, owner: str | None) -> bool:
         if self.single_user or run_dir is None:
             return True
-        started_by = self._owners.get(_key(run_dir))
-        return started_by is None or started_by == owner  # runs from before this process belong to nobody
+        started_by = _hosted_record(run_dir).get("owner")  # kept in the run folder: it outlives a restart
+        return started_by is None or started_by == _owner_hash(owner)  # older runs belong to nobody
 
     def can_control(self, owner: str | None, run_dir: str | os.PathLike | None = None) -> bool:
         """Whether this session may stop or resume run_dir (default: the current run); always True for one user."""
@@ -172,7 +174,8 @@ class Run:
             created = not Path(run_dir).exists()
             if not resume:
                 _write_config(config, run_dir)
-            self._owners[_key(run_dir)] = owner
+            if not self.single_user and not resume:
+                _write_hosted_record(run_dir, owner=_owner_hash(owner), seconds=0.0)
             self._run_dir = run_dir
             self._stop = threading.Event()
             self._queue = queue.Queue()
@@ -226,14 +229,18 @@ class Run:
                 callbacks: list[Callback] = [QueueCallback(q)]
                 if config.train.resume:
                     callbacks.insert(0, _History(q, run_dir))
-                if self.max_minutes:
-                    callbacks.append(TimeLimit(self.max_minutes))
+                limit = None
+                if self.max_minutes:  # the cap counts every start of this run, so resuming does not reset it
+                    limit = TimeLimit(self.max_minutes, _hosted_record(run_dir).get("seconds", 0.0))
+                    callbacks.append(limit)
                 trainer = Trainer(config, callbacks=callbacks)
                 try:
                     trainer.fit(stop)
                 finally:
                     state = trainer.state.to_dict()
                     del trainer
+                    if limit is not None and Path(run_dir).is_dir():
+                        _write_hosted_record(run_dir, seconds=limit.used)
             if failure is None:
                 q.put(("done", state, state.get("status") or "finished"))
         except USER_ERRORS as e:
@@ -334,8 +341,22 @@ class Run:
             return RunSnapshot(**{**s.__dict__, "logs": list(s.logs), "evals": list(s.evals)})
 
 
-def _key(run_dir: str | os.PathLike) -> str:
-    return str(Path(run_dir).expanduser().resolve())
+def _owner_hash(owner: str | None) -> str | None:
+    return hashlib.sha256(owner.encode()).hexdigest() if owner else None
+
+
+def _hosted_record(run_dir: str | os.PathLike) -> dict[str, Any]:
+    try:
+        return json.loads((Path(run_dir) / HOSTED_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_hosted_record(run_dir: str | os.PathLike, **values: Any) -> None:
+    with contextlib.suppress(OSError):  # an unwritable folder is reported by the trainer, with what to do
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        record = {**_hosted_record(run_dir), **values}
+        atomic_write_text(Path(run_dir) / HOSTED_NAME, json.dumps(record) + "\n")
 
 
 def _write_config(config: Config, run_dir: str) -> None:

@@ -349,8 +349,18 @@ class TrainTab:
             return {self.runs_message: note(lang, "error", t(lang, "train.no_run"))}
         return {self.confirm_row: gr.update(visible=True), self.runs_message: t(lang, "train.delete_ask", name=name)}
 
-    def delete(self, lang: str, name: str | None, view: str) -> dict:
+    def _not_owner(self, lang: str, owner: str, name: str | None) -> dict | None:
+        """Hosted: a message when this visitor did not start the run (only its owner deletes or publishes it)."""
+        from ..engine.runner import OWNER_MESSAGE
+
+        if not name or self.ui.ctx.run.can_control(owner or None, self.ui.ctx.runs_dir / name):
+            return None
+        return {self.runs_message: note(lang, "busy", OWNER_MESSAGE)}
+
+    def delete(self, lang: str, owner: str, name: str | None, view: str) -> dict:
         out = {self.confirm_row: gr.update(visible=False)}
+        if refused := self._not_owner(lang, owner, name):
+            return {**out, **refused}
         try:
             runs.delete_run(self.ui.ctx.runs_dir, name or "", active_dir=self._active_dir())
         except runs.RunsError as e:
@@ -381,7 +391,9 @@ class TrainTab:
             return {self.runs_message: note(lang, "error", str(e))}
         return {self.zip_file: self.ui.ctx.servable(path), self.runs_message: note(lang, "ok", f"`{path.name}`")}
 
-    def push(self, lang: str, name: str | None, repo: str, private: bool, token: str) -> dict:
+    def push(self, lang: str, owner: str, name: str | None, repo: str, private: bool, token: str) -> dict:
+        if refused := self._not_owner(lang, owner, name):
+            return {**refused, self.token: ""}
         folder, problem = self._model_folder(lang, name)
         if folder is None:
             return {self.runs_message: problem}
@@ -443,10 +455,10 @@ class TrainTab:
         self.delete_btn.click(self.ask_delete, [lang, self.pick], [self.confirm_row, self.runs_message])
         self.cancel_btn.click(lambda: {self.confirm_row: gr.update(visible=False), self.runs_message: ""}, None,
                               [self.confirm_row, self.runs_message])
-        self.confirm_btn.click(self.delete, [lang, self.pick, self.view],
+        self.confirm_btn.click(self.delete, [lang, self.owner, self.pick, self.view],
                                [self.confirm_row, self.runs_message, self.view, *self.list_targets])
         self.zip_btn.click(self.export_zip, [lang, self.pick], [self.zip_file, self.runs_message])
-        self.push_btn.click(self.push, [lang, self.pick, self.repo, self.private, self.token],
+        self.push_btn.click(self.push, [lang, self.owner, self.pick, self.repo, self.private, self.token],
                             [self.runs_message, self.token])
         self.compare_btn.click(self.compare, [lang, self.run_a, self.run_b], [self.compare_table, self.runs_message])
         ev, se = tabs["eval"], tabs["search"]
