@@ -186,6 +186,36 @@ def _allowed(tp: Any) -> tuple[set[type], bool]:
     return {a for a in args if a is not type(None)}, nullable
 
 
+_BAD = object()  # a converter's "this value is not of the kind"
+
+
+def _to_int(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, float) and value.is_integer() else _BAD
+
+
+def _to_float(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:  # "2e-5" written as a string is a common slip; accept it.
+            return float(value)
+        except ValueError:
+            pass
+    return _BAD
+
+
+# (kind, converter, what to write instead) in the order a field's kinds are tried; an int field that also takes
+# floats is a float field.
+_CONVERTERS = (
+    (bool, lambda v: v if isinstance(v, bool) else _BAD, "use true or false"),
+    (int, _to_int, "give a whole number"),
+    (float, _to_float, "give a number"),
+    (str, lambda v: v if isinstance(v, str) else _BAD, "give a text string"),
+)
+
+
 def _coerce(name: str, value: Any, tp: Any, errors: list[str]) -> Any:
     kinds, nullable = _allowed(tp)
     if value is None:
@@ -193,33 +223,13 @@ def _coerce(name: str, value: Any, tp: Any, errors: list[str]) -> Any:
             return None
         errors.append(f"{name}: null is not allowed; give a {_type_words(kinds)}.")
         return None
-    if bool in kinds:
-        if isinstance(value, bool):
-            return value
-        errors.append(f"{name}: {json.dumps(value)} is not allowed; use true or false.")
-        return None
-    if int in kinds and float not in kinds:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        errors.append(f"{name}: {json.dumps(value)} is not allowed; give a whole number.")
-        return None
-    if float in kinds:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:  # "2e-5" written as a string is a common slip; accept it.
-                return float(value)
-            except ValueError:
-                pass
-        errors.append(f"{name}: {json.dumps(value)} is not allowed; give a number.")
-        return None
-    if str in kinds:
-        if isinstance(value, str):
-            return value
-        errors.append(f"{name}: {json.dumps(value)} is not allowed; give a text string.")
-        return None
+    for kind, convert, instead in _CONVERTERS:
+        if kind in kinds and not (kind is int and float in kinds):
+            converted = convert(value)
+            if converted is _BAD:
+                errors.append(f"{name}: {json.dumps(value)} is not allowed; {instead}.")
+                return None
+            return converted
     return value
 
 

@@ -17,8 +17,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,11 @@ from . import distributed
 from .callbacks import PHASES, Callback, JsonlCallback, TrainerControl, TrainState, read_metrics
 from .config import Config, ConfigError
 from .data import PairCollator, batches_per_pass, make_loader, write_pairs
-from .device import Precision, precision_for_resume, resolve_device
+from .device import precision_for_resume, resolve_device
 from .distributed import ShardCollator, World
 from .files import SaveError, atomic_write_text, save_error, unwritable_reason
 from .gradcache import with_gradcache
-from .loss import LossOutput, build_loss, learned_temperature
+from .loss import build_loss, learned_temperature
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
 from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config
 from .optimization import build_optimizer, build_scheduler, seed_everything
@@ -47,7 +46,8 @@ from .snapshots import (
     save_snapshot,
     truncate_metrics,
 )
-from .train_data import TrainingData, load_training_data, log_negative_stats, nothing_to_learn
+from .train_data import load_training_data, log_negative_stats, nothing_to_learn
+from .train_job import Job, TrainingError, TrainResult, Window, oom_message, to_device
 
 log = logging.getLogger(__name__)
 
@@ -57,82 +57,6 @@ SUMMARY_NAME = "metrics_summary.json"
 
 __all__ = ["BEST_NAME", "CONFIG_NAME", "EVAL_SPLIT_NAME", "METRICS_NAME", "SNAPSHOT_DIR", "SUMMARY_NAME",
            "TrainResult", "Trainer", "TrainingError", "build_optimizer", "latest_snapshot", "seed_everything"]
-
-
-class TrainingError(RuntimeError):
-    """Training stopped on a problem the user can act on; the message says what happened and what to try."""
-
-
-@dataclass
-class TrainResult:
-    status: str  # finished | stopped
-    step: int
-    max_steps: int
-    run_dir: str
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Window:
-    """Loss and accuracy summed on the device since the last log row; read once per row (nanoGPT's habit)."""
-
-    loss: torch.Tensor | None = None
-    acc: torch.Tensor | None = None
-    n: int = 0  # micro-batches
-    samples: int = 0
-    start: float = field(default_factory=time.perf_counter)
-
-    def add(self, out: LossOutput, samples: int) -> None:
-        loss = out.loss.detach().float()
-        acc = torch.as_tensor(out.accuracy, dtype=torch.float32, device=loss.device)
-        self.loss = loss if self.loss is None else self.loss + loss
-        self.acc = acc if self.acc is None else self.acc + acc
-        self.n += 1
-        self.samples += samples
-
-
-@dataclass
-class _Job:
-    """What one fit() builds and changes; the named steps read and update it instead of a dozen locals."""
-
-    device: torch.device
-    precision: Precision
-    data: TrainingData
-    batch_size: int  # train.batch_size capped at the row count
-    accum: int
-    steps_per_epoch: int
-    metrics_path: Path
-    resumed_from: Path | None = None
-    model: Embedder | None = None
-    optimizer: torch.optim.Optimizer | None = None
-    scheduler: Any = None
-    scaler: torch.amp.GradScaler | None = None
-    batches: Iterator[dict[str, Any]] | None = None
-    data_key: dict[str, Any] = field(default_factory=dict)  # what the data position means (checked on resume)
-    consumed: int = 0  # batches drawn from the loader since the run began
-    best: float | None = None
-    steps_here: int = 0  # optimizer steps taken in this process
-    phase: str = "set-up"  # set-up | train | eval: for the out-of-memory message
-    step_start_consumed: int = 0  # the data position and RNG state where the current step began: a failed step
-    step_rng: dict[str, Any] | None = None  # saves its snapshot from there
-    # A fresh run in a used folder clears the old run's curve, snapshots and best weights only once it has
-    # trained a step: Start pressed by mistake and stopped at once leaves the old run as it was.
-    old_folder_pending: bool = True
-    status: str = "finished"
-    lr: float = 0.0
-    grad_norm: torch.Tensor | None = None
-    window: _Window = field(default_factory=_Window)
-    world: World = field(default_factory=World)  # under torchrun: this process's rank among the processes
-
-    @property
-    def good_state(self) -> bool:
-        """Something worth a snapshot: a step trained here, or the snapshot this run resumed from."""
-        return self.steps_here > 0 or self.resumed_from is not None
-
-    @property
-    def autocast(self) -> dict[str, Any]:
-        dtype = self.precision.autocast_dtype
-        return {"device_type": self.device.type, "dtype": dtype, "enabled": dtype is not None}
 
 
 class Trainer:
@@ -153,7 +77,7 @@ class Trainer:
         self.control = TrainerControl()
         self.run_dir = config.run_dir
         self.data_info: dict[str, Any] = {}
-        self._job: _Job | None = None
+        self._job: Job | None = None
         self._ended = False
         self.world = World()  # one process; torchrun's rank and world size once fit() joins the process group
 
@@ -209,7 +133,7 @@ class Trainer:
             self._emit("on_train_end")
 
     # -- set-up: device, precision, data, model, optimizer, resume ------------------------------------------
-    def _set_up(self) -> _Job:
+    def _set_up(self) -> Job:
         c, state = self.config, self.state
         state.status, state.started_at, state.run_dir = "starting", time.time(), str(self.run_dir)
         device = resolve_device(c.device)
@@ -255,7 +179,7 @@ class Trainer:
         if world.is_main:
             self._check_writable()  # before the model: a wrong folder should not cost a minute of loading
 
-        job = self._job = _Job(device, precision, data, batch_size, accum, steps_per_epoch,
+        job = self._job = Job(device, precision, data, batch_size, accum, steps_per_epoch,
                                self.run_dir / METRICS_NAME, resumed_from=snapshot,
                                old_folder_pending=snapshot is None, world=world)
         self._phase("model")
@@ -313,7 +237,7 @@ class Trainer:
                         model.max_length)
         return model
 
-    def _resume(self, job: _Job, snapshot: Path) -> None:
+    def _resume(self, job: Job, snapshot: Path) -> None:
         step, job.consumed, extra = restore_snapshot(snapshot, job.model, job.optimizer, job.scheduler, job.scaler,
                                                    loss=self.loss)
         self.state.step = step
@@ -328,13 +252,13 @@ class Trainer:
         log.info("Resumed from %s (step %d)", snapshot, step)
 
     # -- one optimizer step: micro-batches, backward, clip, step ----------------------------------------------
-    def _optimizer_step(self, job: _Job) -> None:
+    def _optimizer_step(self, job: Job) -> None:
         state = self.state
         job.phase, job.step_start_consumed, job.step_rng = "train", job.consumed, rng_state()
         job.optimizer.zero_grad(set_to_none=True)
         losses = []
         for _ in range(job.accum):
-            batch = _to_device(next(job.batches), job.device)
+            batch = to_device(next(job.batches), job.device)
             job.consumed += 1
             with torch.autocast(**job.autocast):
                 out = self.loss(job.model, batch)
@@ -364,7 +288,7 @@ class Trainer:
             self._clear_old_run(job.metrics_path)
             job.old_folder_pending = False
 
-    def _check_finite(self, job: _Job, losses: torch.Tensor, grad_norm: torch.Tensor) -> None:
+    def _check_finite(self, job: Job, losses: torch.Tensor, grad_norm: torch.Tensor) -> None:
         """The step's one wait for the device: a NaN/inf loss (or grad norm, without fp16's scaler) ends the run."""
         finite = torch.isfinite(losses).all()
         if job.scaler is None:  # with a scaler an overflowing fp16 gradient is normal: the scaler skips the step
@@ -384,7 +308,7 @@ class Trainer:
         )
 
     # -- after a step: log, evaluate and keep the best, periodic snapshot --------------------------------------
-    def _after_step(self, job: _Job) -> None:
+    def _after_step(self, job: Job) -> None:
         c, step = self.config, self.state.step
         last = step == self.state.max_steps
         if step % c.train.log_every == 0 or last:
@@ -395,7 +319,7 @@ class Trainer:
         if c.train.save_every and step % c.train.save_every == 0 and not last:
             self._save(job)
 
-    def _log(self, job: _Job) -> None:
+    def _log(self, job: Job) -> None:
         """One log row: loss and accuracy averaged over the micro-batches since the last row, and the speed."""
         w = job.window
         grad_norm = job.grad_norm if job.grad_norm is not None else torch.zeros((), device=w.loss.device)
@@ -411,9 +335,9 @@ class Trainer:
         if temperature is not None:
             row["temperature"] = temperature
         self._emit("on_log", row)
-        job.window = _Window()
+        job.window = Window()
 
-    def _evaluate(self, job: _Job) -> None:
+    def _evaluate(self, job: Job) -> None:
         from .evaluate import evaluate_pairs
 
         c = self.config
@@ -434,7 +358,7 @@ class Trainer:
             save_best(job.model, self.run_dir / BEST_NAME)
 
     # -- snapshot ----------------------------------------------------------------------------------------------
-    def _save(self, job: _Job, consumed: int | None = None, rng: dict[str, Any] | None = None) -> Path:
+    def _save(self, job: Job, consumed: int | None = None, rng: dict[str, Any] | None = None) -> Path:
         """A resumable snapshot of the state after the last completed step (or at `consumed`, `rng`)."""
         if job.world.active:  # rank 0 writes the one snapshot all resume from, with each process's RNG state
             rng = {**(rng or rng_state()), "ranks": distributed.gather_objects(rng or rng_state())}
@@ -464,7 +388,7 @@ class Trainer:
         self._save_config()
 
     # -- finish ------------------------------------------------------------------------------------------------
-    def _finish(self, job: _Job) -> TrainResult:
+    def _finish(self, job: Job) -> TrainResult:
         c, state = self.config, self.state
         if job.status == "stopped" and job.window.n:  # the steps since the last log row still get their point
             self._log(job)
@@ -495,7 +419,7 @@ class Trainer:
         self._end()
         return TrainResult(job.status, state.step, state.max_steps, str(self.run_dir), summary)
 
-    def _summary(self, job: _Job) -> dict[str, Any]:
+    def _summary(self, job: Job) -> dict[str, Any]:
         rows = read_metrics(job.metrics_path)
         train_rows = [r for r in rows if r.get("kind") == "train"]
         eval_rows = [r for r in rows if r.get("kind") == "eval"]
@@ -521,7 +445,7 @@ class Trainer:
         result: Exception = error
         if isinstance(error, torch.OutOfMemoryError) and job is not None:
             phase = job.phase
-            result = TrainingError(_oom_message(job.device, state.step, phase))
+            result = TrainingError(oom_message(job.device, state.step, phase))
             # Under torchrun the other processes cannot join this snapshot: resume from the last periodic one.
             if job.optimizer is not None and job.good_state and not job.world.active:
                 job.optimizer.zero_grad(set_to_none=True)  # frees the partial gradients so the snapshot has room
@@ -537,25 +461,3 @@ class Trainer:
         state.status, state.message = "failed", str(result)
         self._end()
         return result
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Every tensor of a collated batch (also inside the tokenised dicts) on the device."""
-    def move(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            return value.to(device, non_blocking=True)
-        if isinstance(value, dict):
-            return {k: move(v) for k, v in value.items()}
-        return value
-
-    return {k: move(v) for k, v in batch.items()}
-
-
-def _oom_message(device: torch.device, step: int, phase: str) -> str:
-    if phase == "eval":
-        return (f"Out of memory on {device} while evaluating after step {step}. Evaluation encodes "
-                "train.batch_size texts at a time: lower train.batch_size or use a smaller eval file; the state "
-                "after this step is saved, so resume.")
-    return (f"Out of memory on {device} at step {step + 1}. Lower train.batch_size (raise train.grad_accum_steps "
-            "to keep the effective batch), lower train.max_length, or set train.grad_checkpointing to true; then "
-            "resume.")

@@ -1,0 +1,118 @@
+"""What one Trainer.fit builds and changes (Job), the log window, and the step's pure helpers.
+
+Kept apart from trainer.py so the loop reads as its named steps; nothing here calls back into the trainer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .device import Precision
+from .distributed import World
+from .loss import LossOutput
+from .modeling import Embedder
+from .train_data import TrainingData
+
+
+class TrainingError(RuntimeError):
+    """Training stopped on a problem the user can act on; the message says what happened and what to try."""
+
+
+@dataclass
+class TrainResult:
+    status: str  # finished | stopped
+    step: int
+    max_steps: int
+    run_dir: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Window:
+    """Loss and accuracy summed on the device since the last log row; read once per row (nanoGPT's habit)."""
+
+    loss: torch.Tensor | None = None
+    acc: torch.Tensor | None = None
+    n: int = 0  # micro-batches
+    samples: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def add(self, out: LossOutput, samples: int) -> None:
+        loss = out.loss.detach().float()
+        acc = torch.as_tensor(out.accuracy, dtype=torch.float32, device=loss.device)
+        self.loss = loss if self.loss is None else self.loss + loss
+        self.acc = acc if self.acc is None else self.acc + acc
+        self.n += 1
+        self.samples += samples
+
+
+@dataclass
+class Job:
+    """What one fit() builds and changes; the named steps read and update it instead of a dozen locals."""
+
+    device: torch.device
+    precision: Precision
+    data: TrainingData
+    batch_size: int  # train.batch_size capped at the row count
+    accum: int
+    steps_per_epoch: int
+    metrics_path: Path
+    resumed_from: Path | None = None
+    model: Embedder | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: Any = None
+    scaler: torch.amp.GradScaler | None = None
+    batches: Iterator[dict[str, Any]] | None = None
+    data_key: dict[str, Any] = field(default_factory=dict)  # what the data position means (checked on resume)
+    consumed: int = 0  # batches drawn from the loader since the run began
+    best: float | None = None
+    steps_here: int = 0  # optimizer steps taken in this process
+    phase: str = "set-up"  # set-up | train | eval: for the out-of-memory message
+    step_start_consumed: int = 0  # the data position and RNG state where the current step began: a failed step
+    step_rng: dict[str, Any] | None = None  # saves its snapshot from there
+    # A fresh run in a used folder clears the old run's curve, snapshots and best weights only once it has
+    # trained a step: Start pressed by mistake and stopped at once leaves the old run as it was.
+    old_folder_pending: bool = True
+    status: str = "finished"
+    lr: float = 0.0
+    grad_norm: torch.Tensor | None = None
+    window: Window = field(default_factory=Window)
+    world: World = field(default_factory=World)  # under torchrun: this process's rank among the processes
+
+    @property
+    def good_state(self) -> bool:
+        """Something worth a snapshot: a step trained here, or the snapshot this run resumed from."""
+        return self.steps_here > 0 or self.resumed_from is not None
+
+    @property
+    def autocast(self) -> dict[str, Any]:
+        dtype = self.precision.autocast_dtype
+        return {"device_type": self.device.type, "dtype": dtype, "enabled": dtype is not None}
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Every tensor of a collated batch (also inside the tokenised dicts) on the device."""
+    def move(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.to(device, non_blocking=True)
+        if isinstance(value, dict):
+            return {k: move(v) for k, v in value.items()}
+        return value
+
+    return {k: move(v) for k, v in batch.items()}
+
+
+def oom_message(device: torch.device, step: int, phase: str) -> str:
+    if phase == "eval":
+        return (f"Out of memory on {device} while evaluating after step {step}. Evaluation encodes "
+                "train.batch_size texts at a time: lower train.batch_size or use a smaller eval file; the state "
+                "after this step is saved, so resume.")
+    return (f"Out of memory on {device} at step {step + 1}. Lower train.batch_size (raise train.grad_accum_steps "
+            "to keep the effective batch), lower train.max_length, or set train.grad_checkpointing to true; then "
+            "resume.")
