@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --corpus: save the built index here; without: load the index saved here")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="texts per encoding batch (default 64)")
+    parser.add_argument("--dim", type=positive_int, metavar="N",
+                        help="with --corpus: index only the first N dimensions (a Matryoshka size the model was "
+                             "trained for: smaller and faster)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         embedder = load_embedder(args.model_dir, device=args.device) if args.model_dir else None
         if args.corpus:
-            index = SearchIndex.build(load_corpus(args.corpus, args.column), embedder, batch_size=args.batch_size)
+            index = SearchIndex.build(load_corpus(args.corpus, args.column), embedder, batch_size=args.batch_size,
+                                      dim=args.dim)
             if args.index:
                 index.save(args.index)
         else:

@@ -115,21 +115,26 @@ def evaluate_pairs(encode: Callable[[list[str]], torch.Tensor], pairs: Sequence[
                    ks: Sequence[int] = DEFAULT_KS, hard_negatives_as_distractors: bool = True,
                    chunk_size: int = DEFAULT_CHUNK, rank_k: int = RANK_K,
                    encode_corpus: Callable[[list[str]], torch.Tensor] | None = None,
-                   dim: int | None = None) -> dict[str, float]:
+                   dim: int | None = None, dims: Sequence[int] = ()) -> dict[str, float]:
     """recall@k for each k, mrr@10 and ndcg@10 of `encode` on the pairs (see the module docstring).
 
     encode_corpus: a different encoder for the corpus (the document prompt); `encode` when None.
+    dims: also score these truncated sizes (Matryoshka), as `<metric>/dim<d>`.
     """
     task = build_task(pairs, hard_negatives_as_distractors)
     return evaluate_task(encode, task, ks=ks, chunk_size=chunk_size, rank_k=rank_k, encode_corpus=encode_corpus,
-                         dim=dim)
+                         dim=dim, dims=dims)
 
 
 def evaluate_task(encode: Callable[[list[str]], torch.Tensor], task: RetrievalTask, *,
                   ks: Sequence[int] = DEFAULT_KS, chunk_size: int = DEFAULT_CHUNK,
                   rank_k: int = RANK_K, encode_corpus: Callable[[list[str]], torch.Tensor] | None = None,
-                  dim: int | None = None) -> dict[str, float]:
-    """The metrics of a prepared RetrievalTask (queries and corpus encoded once each)."""
+                  dim: int | None = None, dims: Sequence[int] = ()) -> dict[str, float]:
+    """The metrics of a prepared RetrievalTask (queries and corpus encoded once each).
+
+    dim: score only the first dim components; dims: also score each of these smaller sizes (the sizes a
+    Matryoshka model was trained for), reported as `<metric>/dim<d>`, from the same encoded vectors.
+    """
     ks = _check_ks(ks)
     if not task.queries:
         raise ValueError("There are no pairs to evaluate; the evaluation set is empty.")
@@ -141,7 +146,12 @@ def evaluate_task(encode: Callable[[list[str]], torch.Tensor], task: RetrievalTa
                              f"{q.shape[1]}.")
         q, c = q[:, :dim], c[:, :dim]  # cosine_top_k re-normalises the truncated vectors
     _, ranked = cosine_top_k(q, c, max(max(ks), rank_k), chunk_size)
-    return score_rankings(ranked.tolist(), task.relevant, ks, rank_k)
+    metrics = score_rankings(ranked.tolist(), task.relevant, ks, rank_k)
+    for d in sorted({int(d) for d in dims if 1 <= int(d) < q.shape[1]}, reverse=True):
+        _, ranked = cosine_top_k(q[:, :d], c[:, :d], max(max(ks), rank_k), chunk_size)
+        metrics.update({f"{name}/dim{d}": v for name, v in score_rankings(ranked.tolist(), task.relevant, ks,
+                                                                         rank_k).items()})
+    return metrics
 
 
 def _as_matrix(vectors: Any, n: int, what: str) -> torch.Tensor:
@@ -236,7 +246,10 @@ def compare(model_dir_or_id: str, base_model: str, pairs_path: str | os.PathLike
     for name, value in run_settings(after_path).items() if os.path.isdir(after_path) else ():
         if name.endswith("_prompt"):
             after_prompts.setdefault(name[: -len("_prompt")], value)
-    before = _evaluate_loaded(base_model, task, str(pairs_path), skipped, fallback_prompts=after_prompts, **common)
+    # The base model is scored at the sizes the trained one was trained for, so each size has a before and after.
+    dims = (saved_prompts(after_path)[1] or ()) if os.path.isdir(after_path) else ()
+    before = _evaluate_loaded(base_model, task, str(pairs_path), skipped, fallback_prompts=after_prompts, dims=dims,
+                              **common)
     after = _evaluate_loaded(model_dir_or_id, task, str(pairs_path), skipped, **common)
     return Comparison(before, after)
 
@@ -244,7 +257,8 @@ def compare(model_dir_or_id: str, base_model: str, pairs_path: str | os.PathLike
 def _evaluate_loaded(model: str, task: RetrievalTask, pairs_path: str, skipped: list[str], *, device: str,
                      batch_size: int, ks: Sequence[int], max_length: int | None, chunk_size: int,
                      distractors: bool, dim: int | None = None,
-                     fallback_prompts: dict[str, str] | None = None) -> EvalResult:
+                     fallback_prompts: dict[str, str] | None = None, dims: Sequence[int] | None = None) -> EvalResult:
+    """dims: the Matryoshka sizes to report as well (None: those the model says it was trained for)."""
     from .modeling import load_embedder
 
     start = time.perf_counter()
@@ -256,8 +270,10 @@ def _evaluate_loaded(model: str, task: RetrievalTask, pairs_path: str, skipped: 
         def encoder(prompt: str) -> Callable[[list[str]], torch.Tensor]:
             return lambda texts: holder[0].encode(texts, batch_size=batch_size, prompt=prompt)
 
+        trained = holder[0].matryoshka_dims or ()
         metrics = evaluate_task(encoder("query"), task, ks=ks, chunk_size=chunk_size,
-                                encode_corpus=encoder("document"), dim=dim)
+                                encode_corpus=encoder("document"), dim=dim,
+                                dims=() if dim is not None else (trained if dims is None else dims))
     finally:
         holder.clear()  # free one model before compare() loads the next
         gc.collect()

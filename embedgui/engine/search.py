@@ -7,6 +7,7 @@ order) and meta.json (model identity, dim, count, created time, probe vectors). 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from .files import atomic_write
 from .modeling import Embedder, load_embedder, packaged_model_path, resolve_model_path
 from .tables import Table, TableError, read_table, read_text
 from .text import fold
+
+log = logging.getLogger(__name__)
 
 INDEX_FORMAT = "embedgui-index"
 INDEX_VERSION = 1
@@ -152,22 +155,39 @@ class SearchIndex:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    @property
+    def truncated(self) -> bool:
+        """Built from the first `dim` components of a larger embedding (a Matryoshka size)."""
+        return int(self.meta.get("model_dim", self.dim)) > self.dim
+
     @classmethod
     def build(cls, texts: Sequence[str], embedder: Embedder, batch_size: int = 64,
-              on_batch: Callable[[int, int], None] | None = None) -> SearchIndex:
-        """Embed every text with the model; vectors are L2-normalised so a dot product is the cosine."""
+              on_batch: Callable[[int, int], None] | None = None, dim: int | None = None) -> SearchIndex:
+        """Embed every text with the model; vectors are L2-normalised so a dot product is the cosine.
+
+        dim: keep only the first dim components (a Matryoshka size the model was trained for): a smaller index
+        and faster search; queries are cut to the same size.
+        """
         texts = list(texts)
         if not texts:
             raise SearchIndexError("The corpus is empty; give at least one text to index.")
+        if dim is not None and not 1 <= dim <= embedder.dim:
+            trained = f" (trained for {embedder.matryoshka_dims})" if embedder.matryoshka_dims else ""
+            raise SearchIndexError(f"dim: {dim} is not allowed; the model gives {embedder.dim} dimensions{trained}, "
+                                   f"so use 1 to {embedder.dim}.")
         # documents get the model's document prompt and queries its query prompt, as in training
-        vectors = F.normalize(embedder.encode(texts, batch_size=batch_size, on_batch=on_batch,
-                                              prompt="document").float(), dim=-1)
+        vectors = embedder.encode(texts, batch_size=batch_size, on_batch=on_batch, prompt="document").float()
+        vectors = F.normalize(vectors[:, :dim] if dim else vectors, dim=-1)
+        if dim is not None and embedder.matryoshka_dims and dim not in embedder.matryoshka_dims and dim < embedder.dim:
+            log.warning("dim %d is not one of the sizes this model was trained for (%s); its search quality is "
+                        "unknown.", dim, embedder.matryoshka_dims)
         meta = {
             "format": INDEX_FORMAT,
             "version": INDEX_VERSION,
             "model": model_identity(embedder),
             "model_source": embedder.source,
             "dim": int(vectors.shape[1]),
+            "model_dim": embedder.dim,
             "count": len(texts),
             "pooling": embedder.pooling,
             "normalize": embedder.normalize,
@@ -187,7 +207,8 @@ class SearchIndex:
         texts = [text_or_texts] if single else list(text_or_texts)
         if not texts:
             return []
-        hits = self.search_vectors(self.embedder.encode(texts, prompt="query"), k, chunk_size)
+        vectors = self.embedder.encode(texts, prompt="query")
+        hits = self.search_vectors(vectors[:, : self.dim], k, chunk_size)  # an index at a Matryoshka size
         return hits[0] if single else hits
 
     def search_vectors(self, vectors: torch.Tensor, k: int = 5, chunk_size: int = DEFAULT_CHUNK) -> list[list[Hit]]:
@@ -254,7 +275,7 @@ def _check_same_model(meta: dict[str, Any], dim: int, embedder: Embedder, meta_p
     built_with = meta.get("model", "unknown")
     current = model_identity(embedder)
     hint = "load it with that model, or rebuild the index with this one."
-    if embedder.dim != dim:
+    if embedder.dim != int(meta.get("model_dim", dim)):
         raise SearchIndexError(f"{meta_path}: the index was built with {built_with} ({dim} dimensions) but the model "
                                f"{current} gives {embedder.dim}; {hint}")
     probe = meta.get("probe") or {}

@@ -348,7 +348,8 @@ class Trainer:
 
         job.phase = "eval"  # queries and documents get their prompts, as in training
         self._phase("eval")
-        metrics = evaluate_pairs(encoder("query"), job.data.eval_rows, encode_corpus=encoder("document"))
+        metrics = evaluate_pairs(encoder("query"), job.data.eval_rows, encode_corpus=encoder("document"),
+                                 dims=c.train.matryoshka_dims or ())  # each trained size, as <metric>/dim<d>
         job.phase = "train"
         self._phase("train")
         self._emit("on_evaluate", metrics)

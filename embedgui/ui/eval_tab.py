@@ -64,7 +64,9 @@ def evaluate_rows(model: str, base: str, pairs: str, lang: str):
             before, after = None, n.metrics
     except USER_ERRORS + (OSError, ValueError) as e:
         return pd.DataFrame(), None, note(lang, "error", str(e))
-    names = [m for m in METRICS if m in after]
+    chart_names = [m for m in METRICS if m in after]
+    # then each Matryoshka size the model was trained for (recall@1/dim64, ...), largest first, in the table only
+    names = chart_names + [m for m in after if "/dim" in m and (not before or m in before)]
     metric, base_col, tuned, delta = (t(lang, f"col.{c}") for c in ("metric", "base", "tuned", "delta"))
     if before:
         table = pd.DataFrame({metric: names, base_col: [round(before[m], 4) for m in names],
@@ -72,7 +74,7 @@ def evaluate_rows(model: str, base: str, pairs: str, lang: str):
                               delta: [f"{after[m] - before[m]:+.4f}" for m in names]})
     else:
         table = pd.DataFrame({metric: names, tuned: [round(after[m], 4) for m in names]})
-    figure = compare_figure(before, after, names, t(lang, "eval.chart"), (base_col, tuned))
+    figure = compare_figure(before, after, chart_names, t(lang, "eval.chart"), (base_col, tuned))
     lines = [note(lang, "ok", t(lang, "eval.done", queries=n.queries, corpus=n.corpus, seconds=n.seconds))]
     lines += honesty_notes(model, pairs, n.queries, lang)
     if (Path(model) / CONFIG_NAME).is_file():

@@ -88,6 +88,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "search.corpus_file": ("Or upload a list of texts (one a line, or CSV)",
                            "또는 텍스트 목록 업로드(한 줄에 하나 또는 CSV)"),
     "search.column": ("CSV column", "CSV 열"),
+    "search.dim": ("Embedding size", "임베딩 차원"),
     "search.run": ("Search", "검색"),
     "search.tuned": ("Fine-tuned model", "파인튜닝된 모델"),
     "search.base": ("Base model", "기본 모델"),
@@ -240,6 +241,10 @@ TEXT: dict[str, tuple[str, str]] = {
                    "결과를 학습 폴더의 evaluation.json에 저장했습니다(모델 카드에 사용)."),
     "search.no_corpus": ("Choose a corpus (training pairs or an uploaded file).",
                          "코퍼스를 고르세요(학습 쌍 또는 업로드한 파일)."),
+    "search.bad_dim": ("Embedding size: {value} is not a whole number above 0; leave it empty for the full size.",
+                       "임베딩 차원: {value}은(는) 0보다 큰 정수가 아닙니다. 전체 차원은 비워 두세요."),
+    "search.dim_info": ("Empty = full size; a Matryoshka size the model was trained for (e.g. 64): smaller, faster.",
+                        "비우면 전체 차원. 모델이 학습한 마트료시카 차원(예: 64)은 더 작고 빠릅니다."),
     "search.corpus_info": ("Default: the training pairs and the run's held-out texts.",
                            "기본값: 학습 쌍과 학습에서 보류한 텍스트."),
 }

@@ -36,15 +36,16 @@ class IndexCache:
     def __init__(self, size: int = 4):
         self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
 
-    def get(self, model: str, corpus: str, column: str | None) -> SearchIndex:
+    def get(self, model: str, corpus: str, column: str | None, dim: int | None = None) -> SearchIndex:
         # A model retrained in place or a re-uploaded corpus has new files: their stamps make a new key.
-        key = (model, _stamp(model), corpus, _stamp(corpus), column or "")
+        key = (model, _stamp(model), corpus, _stamp(corpus), column or "", dim)
         if (index := self._lookup(key)) is not None:
             return index
         with _ENCODING:  # one build at a time; twenty visitors asking at once build it once
             if (index := self._lookup(key)) is not None:
                 return index
-            index = SearchIndex.build(load_corpus(corpus, column or None), load_embedder(model, device="auto"))
+            index = SearchIndex.build(load_corpus(corpus, column or None), load_embedder(model, device="auto"),
+                                      dim=dim)
         with self._lock:
             self._items[key] = index
             while len(self._items) > self.size:
@@ -102,9 +103,11 @@ def merged_corpus(parts: list[str], dest: Path) -> str:
     return str(dest)
 
 
-def search_tables(cache: IndexCache, query: str, k: int, model: str, base: str, corpus: str,
-                  column: str | None, lang: str = "en") -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """(fine-tuned hits, base hits, message); an error is a one-line message and empty tables."""
+def search_tables(cache: IndexCache, query: str, k: int, model: str, base: str, corpus: str, column: str | None,
+                  lang: str = "en", dim: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(fine-tuned hits, base hits, message); an error is a one-line message and empty tables.
+
+    dim: the fine-tuned model's index at that Matryoshka size (the base model keeps its full size)."""
     score, term, text = t(lang, "col.score"), t(lang, "col.term"), t(lang, "col.text")
     empty = pd.DataFrame(columns=[score, text])
     if not (query or "").strip():
@@ -112,13 +115,16 @@ def search_tables(cache: IndexCache, query: str, k: int, model: str, base: str, 
     if not corpus:
         return empty, empty, note(lang, "error", t(lang, "search.no_corpus"))
     terms = {} if column else terms_of(corpus)
+    size = (dim or "").strip()
+    if size and not (size.isdigit() and int(size) > 0):
+        return empty, empty, note(lang, "error", t(lang, "search.bad_dim", value=size))
     tables = []
     try:
-        for name in (model, base):
+        for name, cut in ((model, int(size) if size else None), (base, None)):
             if not (name or "").strip():
                 tables.append(empty)
                 continue
-            index = cache.get(name.strip(), corpus, column)
+            index = cache.get(name.strip(), corpus, column, cut)
             with _ENCODING:
                 hits = index.query(query.strip(), k=int(k))
             columns = {score: [round(h.score, 4) for h in hits]}
@@ -149,6 +155,8 @@ class SearchTab:
             self.upload = tx.make(gr.File, "search.corpus_file", file_types=[".txt", ".csv", ".tsv", ".jsonl"],
                                   type="filepath", scale=2)
             self.column = tx.make(gr.Textbox, "search.column", scale=1)
+            self.dim = tx.make(gr.Textbox, "search.dim", elem_id="search-dim", scale=1)
+            tx.add(self.dim, "search.dim_info", "info")
         self.message = gr.Markdown(elem_id="search-message")
         widths = ["12%", "28%", "60%"]
         with gr.Row():
@@ -185,16 +193,16 @@ class SearchTab:
             return str(dest)
 
         self.upload.upload(upload_corpus, self.upload, self.corpus)
-        inputs = [self.query, self.k, self.model, self.base, self.corpus, self.column, lang]
+        inputs = [self.query, self.k, self.model, self.base, self.corpus, self.column, lang, self.dim]
         outputs = [self.tuned_table, self.base_table, self.message]
 
-        def search(query: str, k: float, model: str, base: str, corpus: str, column: str, lang: str):
+        def search(query: str, k: float, model: str, base: str, corpus: str, column: str, lang: str, dim: str):
             try:  # the loaders open exactly the paths the hosted check judged
                 model, base, corpus = (ctx.resolve(v, name) for name, v in
                                        (("model", model), ("base", base), ("corpus", corpus)))
             except PathRefused as e:
                 return {self.message: note(lang, "error", str(e))}
-            a, b, message = search_tables(self.cache, query, k, model, base, corpus, column, lang)
+            a, b, message = search_tables(self.cache, query, k, model, base, corpus, column, lang, dim)
             return {self.tuned_table: a, self.base_table: b, self.message: message}
 
         self.run_btn.click(search, inputs, outputs)
