@@ -479,3 +479,18 @@ def test_config_tab_warns_when_an_english_model_meets_korean_data(tmp_path):
     assert ct.validation_markdown("en", [], config).startswith(t("en", "config.ok"))
     config.model_id = "intfloat/multilingual-e5-small"
     assert ct.validation_markdown("en", [], config) == t("en", "config.ok")
+
+
+def test_the_form_shows_the_prompts_a_model_declares_where_it_leaves_them_to_the_model(tiny_bert, tmp_path):
+    import shutil
+
+    model = shutil.copytree(tiny_bert, tmp_path / "e5-like")
+    (model / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query: ", "document": "passage: "}}))
+    config = Config(model_id=str(model))
+    text = ct.validation_markdown("en", [], config)
+    assert "declares its own prompts" in text and "'query: '" in text and "'passage: '" in text
+    config.data.query_prompt = "search_query: "  # set in the form: the model's own query prompt is not used
+    text = ct.validation_markdown("ko", [], config)
+    assert "'passage: '" in text and "'query: '" not in text and "프롬프트" in text
+    assert "prompts" not in ct.validation_markdown("en", [], Config(model_id=str(tiny_bert)))

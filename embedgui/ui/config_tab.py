@@ -168,11 +168,33 @@ def hosted_problems(config: Config, ctx: AppContext) -> list[str]:
     return problems
 
 
+def model_prompts_note(config: Config, lang: str) -> str:
+    """The prompts the model folder declares that training will use (where the form leaves them empty); "" if none."""
+    from ..engine.model_files import saved_prompts
+    from ..engine.modeling import resolve_model_path
+
+    try:
+        folder = resolve_model_path(config.model_id, config.base_dir, config.allowed_roots)
+    except (OSError, ValueError):
+        return ""
+    if not Path(folder).is_dir():
+        return ""
+    prompts = saved_prompts(folder)[0]
+    used = [(side, prompts[side]) for side, own in (("query", config.data.query_prompt),
+                                                   ("document", config.data.document_prompt))
+            if own is None and prompts.get(side)]
+    if not used:
+        return ""
+    shown = ", ".join(f"{t(lang, 'config.prompt_' + side)} `{text!r}`" for side, text in used)
+    return t(lang, "config.model_prompts", prompts=shown)
+
+
 def validation_markdown(lang: str, errors: list[str], config: Config | None = None) -> str:
-    """The form's problems, or "valid" with the language warning when the model cannot read the data's language."""
+    """The form's problems, or "valid" with the language warning when the model cannot read the data's language,
+    and the model's own prompts where the form leaves them to the model."""
     if not errors:
-        warning = language_warning(config, lang) if config is not None else ""
-        return t(lang, "config.ok") + (f"\n\n{warning}" if warning else "")
+        notes = [language_warning(config, lang), model_prompts_note(config, lang)] if config is not None else []
+        return "\n\n".join([t(lang, "config.ok"), *filter(None, notes)])
     return f"**{t(lang, 'config.errors')}**\n\n" + "\n".join(f"- `{e.split(':', 1)[0]}`:{e.split(':', 1)[1]}"
                                                             if ":" in e else f"- {e}" for e in errors)
 

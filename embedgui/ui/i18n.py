@@ -241,6 +241,12 @@ TEXT: dict[str, tuple[str, str]] = {
                    "결과를 학습 폴더의 evaluation.json에 저장했습니다(모델 카드에 사용)."),
     "search.no_corpus": ("Choose a corpus (training pairs or an uploaded file).",
                          "코퍼스를 고르세요(학습 쌍 또는 업로드한 파일)."),
+    "config.model_prompts": ("The model declares its own prompts, used in training, evaluation and search unless "
+                             "set here: {prompts}.",
+                             "모델이 자체 프롬프트를 지정합니다. 여기서 정하지 않으면 "
+                             "학습·평가·검색에 쓰입니다: {prompts}."),
+    "config.prompt_query": ("query", "쿼리"),
+    "config.prompt_document": ("document", "문서"),
     "search.bad_dim": ("Embedding size: {value} is not a whole number above 0; leave it empty for the full size.",
                        "임베딩 차원: {value}은(는) 0보다 큰 정수가 아닙니다. 전체 차원은 비워 두세요."),
     "search.dim_info": ("Empty = full size; a Matryoshka size the model was trained for (e.g. 64): smaller, faster.",
