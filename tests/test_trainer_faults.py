@@ -228,3 +228,23 @@ def test_batch_size_beyond_the_row_count_is_capped(tiny_bert, tmp_path, caplog):
     assert result.status == "finished" and result.max_steps == 1
     assert "train.batch_size 1000000000000 is more than the 6 training rows; using batches of 6" in caplog.text
     assert all(math.isfinite(r["loss"]) for r in read_metrics(tmp_path / "runs" / "run" / "metrics.jsonl"))
+
+
+def test_early_stopping_is_a_callback_that_ends_the_run_saved_when_the_metric_stops_improving(tiny_bert, tmp_path):
+    from embedgui.engine.callbacks import EarlyStopping, TrainerControl, TrainState
+
+    stopper = EarlyStopping("ndcg@10", patience=2)
+    stopper.control = TrainerControl()
+    for value in (0.5, 0.6, 0.6, 0.55):
+        stopper.on_evaluate(TrainState(), {"ndcg@10": value})
+    assert stopper.control.should_stop and "has not improved on 0.6000 for 2 evaluations" in stopper.control.reason
+
+    # A learning rate too small to change anything: the metric never improves after the first evaluation.
+    config = make_config(tiny_bert, tmp_path, train={"eval_every": 1, "early_stopping_patience": 2,
+                                                     "steps_per_epoch": 20},
+                         optim={"lr": 1e-12}, data={"eval_split": 0.25})
+    trainer = Trainer(config)
+    result = trainer.fit()
+    assert result.status == "stopped" and result.step == 3, (result.status, result.step)
+    assert "ndcg@10 has not improved" in trainer.state.message
+    assert (config.run_dir / "model.safetensors").exists() and latest_snapshot(config.run_dir) is not None

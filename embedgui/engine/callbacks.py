@@ -174,6 +174,30 @@ class TimeLimit(Callback):
         self._tick()
 
 
+class EarlyStopping(Callback):
+    """Stops a run when `metric` has not improved for `patience` evaluations in a row (train.early_stopping_patience).
+
+    Improvement means more than min_delta above the best so far (all metrics here are higher-is-better). The run
+    ends as a Stop does: a snapshot and the model are saved; with output.keep_best the best weights are kept.
+    """
+
+    def __init__(self, metric: str, patience: int, min_delta: float = 0.0):
+        self.metric, self.patience, self.min_delta = metric, patience, min_delta
+        self.best: float | None = None
+        self.waited = 0
+
+    def on_evaluate(self, state: TrainState, metrics: dict[str, float]) -> None:
+        value = metrics.get(self.metric)
+        if value is None:
+            return
+        if self.best is None or value > self.best + self.min_delta:
+            self.best, self.waited = value, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            self.control.stop(f"{self.metric} has not improved on {self.best:.4f} for {self.waited} evaluations")
+
+
 class StopFile(Callback):
     """Stops a run when a file appears (the app's Stop for a run in other processes, e.g. under torchrun)."""
 

@@ -51,6 +51,9 @@ class TrainConfig:
     log_every: int = 10
     # Evaluate every N optimizer steps (0 = only at the end) when eval data is configured.
     eval_every: int = 0
+    # Stop when output.best_metric has not improved for this many evaluations in a row (needs eval data and
+    # eval_every); None = never.
+    early_stopping_patience: int | None = None
     # Write a resumable snapshot every N optimizer steps (0 = only when stopped or finished).
     save_every: int = 0
     resume: bool = False
@@ -344,6 +347,7 @@ def _check_values(c: Config) -> list[str]:
     _at_least(e, "train.log_every", t.log_every, 1)
     _at_least(e, "train.eval_every", t.eval_every, 0)
     _at_least(e, "train.save_every", t.save_every, 0)
+    _at_least(e, "train.early_stopping_patience", t.early_stopping_patience, 1, optional=True)
     _at_least(e, "train.gradcache_chunk", t.gradcache_chunk, 0, optional=True)
     e += _check_lora(t.lora)
     e += _check_dims(t.matryoshka_dims)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from . import distributed
-from .callbacks import PHASES, Callback, JsonlCallback, TrainerControl, TrainState, read_metrics
+from .callbacks import PHASES, Callback, EarlyStopping, JsonlCallback, TrainerControl, TrainState, read_metrics
 from .config import Config, ConfigError
 from .data import PairCollator, batches_per_pass, make_loader, write_pairs
 from .device import precision_for_resume, resolve_device
@@ -203,6 +203,12 @@ class Trainer:
             self._resume(job, snapshot)
         if data.eval_rows and c.data.eval_split and not c.data.eval_path and world.is_main:
             write_pairs(self.run_dir / EVAL_SPLIT_NAME, data.eval_rows)
+        if c.train.early_stopping_patience:
+            if job.data.eval_rows and c.train.eval_every:
+                self.callbacks.append(EarlyStopping(c.output.best_metric, c.train.early_stopping_patience))
+            else:
+                log.warning("train.early_stopping_patience has no effect: it needs eval data (data.eval_path or "
+                            "data.eval_split) and train.eval_every.")
         if c.output.save_metrics and world.is_main and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
             self.callbacks.append(JsonlCallback(job.metrics_path))
         # The collator cuts texts at the model's real limit (train.max_length capped to its position table).

@@ -276,6 +276,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "train.learn_temperature": ("Learn the temperature", "온도 학습"),
     "train.log_every": ("Log every (steps)", "로그 간격(스텝)"),
     "train.eval_every": ("Evaluate every (steps)", "평가 간격(스텝)"),
+    "train.early_stopping_patience": ("Early stopping (evaluations)", "조기 종료(평가 횟수)"),
     "train.save_every": ("Snapshot every (steps)", "스냅샷 간격(스텝)"),
     "train.lora": ("LoRA (JSON)", "LoRA(JSON)"),
     "train.matryoshka_dims": ("Matryoshka sizes", "마트료시카 차원"),
@@ -360,6 +361,9 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
     "train.gradcache_chunk": ("Embed the batch in chunks of this many rows: large batches in little memory. "
                               "Empty = automatic, 0 = off.",
                               "배치를 이 행 수 단위로 임베딩: 적은 메모리로 큰 배치. 비우면 자동, 0은 끔."),
+    "train.early_stopping_patience": ("Stop when the best metric has not improved for this many evaluations. "
+                                      "Empty = never.",
+                                      "최고 지표가 이 횟수만큼 연속으로 나아지지 않으면 멈춤. 비우면 사용 안 함."),
     "train.gather_negatives": ("With several GPUs: score against every GPU's batch (a larger contrastive batch). "
                                "Empty = on.",
                                "GPU가 여러 개일 때: 모든 GPU의 배치와 비교(더 큰 대조 배치). 비우면 켬."),
