@@ -332,3 +332,44 @@ def test_cli_eval_error_exit_code_in_a_subprocess(tmp_path):
     proc = run_cli("eval", "--model-dir", str(tmp_path / "nowhere"), "--pairs", str(pairs_path))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_the_base_model_of_a_comparison_loads_with_the_runs_hf_settings(tmp_path, monkeypatch):
+    """A jina-style run (sentence-transformers loader, a default task, remote code): its "before" model must load
+    the way training loaded it, or the before/after table compares two different models."""
+    import json as _json
+
+    import torch as _torch
+
+    from embedgui.engine import modeling
+    from embedgui.engine.evaluate import compare
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_config.json").write_text(_json.dumps({
+        "model_id": "org/base", "hf": {"loader": "sentence_transformer", "default_task": "retrieval.query",
+                                       "trust_remote_code": True}}))
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(_json.dumps({"anchor": f"a{i}", "positive": f"p{i}"}) + "\n" for i in range(4)))
+    calls = []
+
+    class Fake:
+        prompts: dict = {}
+        matryoshka_dims = None
+
+        def prompt(self, name):
+            return ""
+
+        def encode(self, texts, batch_size=64, prompt=""):
+            return _torch.stack([_torch.eye(8)[int(t[1:]) % 8] for t in texts])
+
+    def fake_load(model, **kwargs):
+        calls.append((model, kwargs))
+        return Fake()
+
+    monkeypatch.setattr(modeling, "load_embedder", fake_load)
+    compare(str(run), "org/base", pairs, device="cpu")
+    (base, base_kwargs), (after, after_kwargs) = calls
+    assert base == "org/base" and after == str(run)
+    assert base_kwargs["loader"] == "sentence_transformer" and base_kwargs["default_task"] == "retrieval.query"
+    assert base_kwargs["trust_remote_code"] is True

@@ -110,6 +110,22 @@ def test_last_token_equals_the_unpadded_sequence_on_a_decoder(tiny_qwen, side):
     assert torch.allclose(alone, together, atol=1e-5)
 
 
+def test_last_token_pooling_on_an_encoder_under_both_padding_sides(tiny_bert):
+    """BERT with last-token pooling: right-padded batches equal each text alone. Left padding shifts BERT's absolute
+    position embeddings (in sentence-transformers too), so there the check is on the pooling itself: the state of
+    each text's last real token is taken, whichever side the padding is on."""
+    from embedgui.engine.pooling import pool
+
+    model = load_embedder(str(tiny_bert), device="cpu", pooling="last")
+    model.tokenizer.padding_side = "right"
+    assert torch.allclose(torch.cat([model.encode([t]) for t in TEXTS]), model.encode(TEXTS), atol=1e-5)
+    hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
+    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert torch.equal(pool(hidden, right, "last"), torch.stack([hidden[0, 1], hidden[1, 3]]))
+    assert torch.equal(pool(hidden, left, "last"), torch.stack([hidden[0, 3], hidden[1, 3]]))
+
+
 def test_auto_pooling_follows_the_model(tiny_qwen_no_eos, tiny_bert):
     decoder = load_embedder(str(tiny_qwen_no_eos), device="cpu")
     assert decoder.pooling == "last" and is_decoder_only(decoder.backbone)
@@ -368,6 +384,9 @@ def test_remote_code_never_runs_without_trust_remote_code(tiny_bert, tmp_path):
     with pytest.raises(ModelLoadError):
         load_embedder(str(folder), device="cpu", trust_remote_code=False)
     assert not marker.exists()
+    # The marker does record an import: with trust_remote_code the same folder's code runs (and loads).
+    model = load_embedder(str(folder), device="cpu", trust_remote_code=True)
+    assert marker.read_text() == "ran" and type(model.backbone).__name__ == "CustomModel"
 
 
 # -- config and form ---------------------------------------------------------------------------------------------

@@ -243,13 +243,17 @@ def compare(model_dir_or_id: str, base_model: str, pairs_path: str | os.PathLike
               "chunk_size": chunk_size, "distractors": hard_negatives_as_distractors, "dim": dim}
     after_path = resolve_model_path(model_dir_or_id)
     after_prompts = saved_prompts(after_path)[0] if os.path.isdir(after_path) else {}
-    for name, value in run_settings(after_path).items() if os.path.isdir(after_path) else ():
+    settings = run_settings(after_path) if os.path.isdir(after_path) else {}
+    for name, value in settings.items():
         if name.endswith("_prompt"):
             after_prompts.setdefault(name[: -len("_prompt")], value)
+    # The base model loads as the run loaded it for training: remote code, the sentence-transformers loader and a
+    # default task (jina v3) are run settings the base model's own folder does not carry.
+    load_as_trained = {k: settings[k] for k in ("trust_remote_code", "loader", "default_task") if k in settings}
     # The base model is scored at the sizes the trained one was trained for, so each size has a before and after.
     dims = (saved_prompts(after_path)[1] or ()) if os.path.isdir(after_path) else ()
     before = _evaluate_loaded(base_model, task, str(pairs_path), skipped, fallback_prompts=after_prompts, dims=dims,
-                              **common)
+                              load_options=load_as_trained, **common)
     after = _evaluate_loaded(model_dir_or_id, task, str(pairs_path), skipped, **common)
     return Comparison(before, after)
 
@@ -257,12 +261,14 @@ def compare(model_dir_or_id: str, base_model: str, pairs_path: str | os.PathLike
 def _evaluate_loaded(model: str, task: RetrievalTask, pairs_path: str, skipped: list[str], *, device: str,
                      batch_size: int, ks: Sequence[int], max_length: int | None, chunk_size: int,
                      distractors: bool, dim: int | None = None,
-                     fallback_prompts: dict[str, str] | None = None, dims: Sequence[int] | None = None) -> EvalResult:
-    """dims: the Matryoshka sizes to report as well (None: those the model says it was trained for)."""
+                     fallback_prompts: dict[str, str] | None = None, dims: Sequence[int] | None = None,
+                     load_options: dict[str, Any] | None = None) -> EvalResult:
+    """dims: the Matryoshka sizes to report as well (None: those the model says it was trained for);
+    load_options: more load_embedder arguments (the run's hf.* settings for its base model)."""
     from .modeling import load_embedder
 
     start = time.perf_counter()
-    holder = [load_embedder(model, device=device, max_length=max_length)]
+    holder = [load_embedder(model, device=device, max_length=max_length, **(load_options or {}))]
     for name, value in (fallback_prompts or {}).items():
         if name in ("query", "document") and not holder[0].prompt(name):
             holder[0].prompts[name] = value
