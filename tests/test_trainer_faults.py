@@ -248,3 +248,35 @@ def test_early_stopping_is_a_callback_that_ends_the_run_saved_when_the_metric_st
     assert result.status == "stopped" and result.step == 3, (result.status, result.step)
     assert "ndcg@10 has not improved" in trainer.state.message
     assert (config.run_dir / "model.safetensors").exists() and latest_snapshot(config.run_dir) is not None
+
+
+def test_a_time_budget_plans_a_complete_run_that_ends_in_time_and_saves(tiny_bert, tmp_path, monkeypatch):
+    """train.max_minutes with a fake clock (each step takes 5 s of it, nothing really waits): after the timed steps
+    the run plans as many steps as fit, its schedule decays to the end of that plan, and it ends finished, evaluated
+    and saved before the budget runs out."""
+    from embedgui.engine import callbacks
+    from embedgui.engine.callbacks import Callback
+
+    now = [0.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])
+
+    class FiveSecondSteps(Callback):
+        def on_step_end(self, state):
+            now[0] += 5.0
+
+    config = make_config(tiny_bert, tmp_path, train={"max_minutes": 1.0, "epochs": 1, "steps_per_epoch": 2,
+                                                     "eval_every": 0},
+                         optim={"scheduler": "linear", "warmup_ratio": 0.1}, data={"eval_split": 0.2})
+    trainer = Trainer(config, callbacks=[FiveSecondSteps()])
+    result = trainer.fit()
+    planned = trainer.budget.planned
+    assert result.status == "finished" and result.step == planned == result.max_steps
+    assert planned > 2  # more than the 2 steps train.epochs would give: the budget decides the length
+    reserve = trainer._finish_seconds(5.0)
+    assert 0 < reserve < 30
+    assert now[0] + reserve <= 60.0 < now[0] + reserve + 2 * 5.0  # ends in time, and no step could have been added
+    rows = [json.loads(line) for line in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if r["kind"] == "train"]
+    assert lrs[-1] < 0.2 * max(lrs)  # the schedule decayed to the end of the plan, not of the 2 epoch steps
+    assert any(r["kind"] == "eval" for r in rows) and (config.run_dir / "model.safetensors").exists()
+    assert json.loads((config.run_dir / "metrics_summary.json").read_text())["max_minutes"] == 1.0

@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,15 @@ class TrainerControl:
 
     should_stop: bool = False
     reason: str = ""
+    planned_steps: int | None = None  # a new total of steps for the run (a time budget's plan), applied by the loop
 
     def stop(self, reason: str) -> None:
         """Ask the run to stop after the current step; the reason ends up in the run's final message."""
         self.should_stop, self.reason = True, reason
+
+    def plan(self, steps: int) -> None:
+        """Ask the run to end at step `steps` as a finished run (its schedule stretched or shrunk to fit)."""
+        self.planned_steps = int(steps)
 
 
 class Callback:
@@ -172,6 +178,47 @@ class TimeLimit(Callback):
 
     def on_train_end(self, state: TrainState) -> None:
         self._tick()
+
+
+class TimeBudget(Callback):
+    """train.max_minutes: plans the run so that it ends, evaluated and saved, within the budget.
+
+    The clock starts when the trainer is made (before data and model loading, which count). After `calibrate`
+    timed steps (the first one, with its warm-up, is not timed) it measures the time a step takes and asks the loop
+    for as many steps as fit, keeping `reserve(step_seconds)` for the final evaluation and saving; the loop then
+    sizes the learning-rate schedule (warmup, decay) to that total, so a budgeted run is complete, not cut off.
+    Should the machine slow down later, the run is brought to an end one step ahead of the deadline.
+    """
+
+    def __init__(self, minutes: float, reserve: Callable[[float], float] | None = None, calibrate: int = 3):
+        self.seconds = minutes * 60.0
+        self.reserve = reserve or (lambda step_seconds: 0.0)
+        self.calibrate = calibrate
+        self.started = time.monotonic()
+        self.marks: list[float] = []  # the clock after each step of this process
+        self.step_seconds: float | None = None
+        self.planned: int | None = None
+
+    def left(self) -> float:
+        return self.seconds - (time.monotonic() - self.started)
+
+    def on_step_end(self, state: TrainState) -> None:
+        self.marks.append(time.monotonic())
+        if len(self.marks) <= self.calibrate and self.planned is None:
+            return
+        if self.planned is None:
+            gaps = sorted(b - a for a, b in zip(self.marks, self.marks[1:]))
+            self.step_seconds = gaps[len(gaps) // 2]  # the median: one slow step does not shrink the plan
+            spare = self.left() - self.reserve(self.step_seconds)
+            self.planned = state.step + max(1, int(spare // max(self.step_seconds, 1e-9)))
+            self.control.plan(self.planned)
+            return
+        # Behind the plan (the machine got busier): the next step is the last, so evaluation and saving still fit.
+        recent = self.marks[-1] - self.marks[-2]
+        self.step_seconds = max(self.step_seconds or 0.0, recent)
+        if self.planned > state.step + 1 and self.left() - self.reserve(self.step_seconds) < 2 * self.step_seconds:
+            self.planned = state.step + 1
+            self.control.plan(self.planned)
 
 
 class EarlyStopping(Callback):

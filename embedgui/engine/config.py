@@ -51,6 +51,10 @@ class TrainConfig:
     log_every: int = 10
     # Evaluate every N optimizer steps (0 = only at the end) when eval data is configured.
     eval_every: int = 0
+    # A time budget for the whole train command, in minutes: the number of steps (and with it the epochs and the
+    # schedule's warmup and decay) is planned from the measured speed of the first steps so that the run ends,
+    # evaluated and saved, within the budget. None = train.epochs decides.
+    max_minutes: float | None = None
     # Stop when output.best_metric has not improved for this many evaluations in a row (needs eval data and
     # eval_every); None = never.
     early_stopping_patience: int | None = None
@@ -348,6 +352,9 @@ def _check_values(c: Config) -> list[str]:
     _at_least(e, "train.eval_every", t.eval_every, 0)
     _at_least(e, "train.save_every", t.save_every, 0)
     _at_least(e, "train.early_stopping_patience", t.early_stopping_patience, 1, optional=True)
+    if t.max_minutes is not None and not t.max_minutes > 0:
+        e.append(f"train.max_minutes: {t.max_minutes} is not allowed; give a number of minutes above 0, or null for "
+                 "no budget.")
     _at_least(e, "train.gradcache_chunk", t.gradcache_chunk, 0, optional=True)
     e += _check_lora(t.lora)
     e += _check_dims(t.matryoshka_dims)

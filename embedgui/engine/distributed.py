@@ -11,8 +11,8 @@ group (NCCL on GPUs, gloo on CPUs) and trains on its own share of every batch. W
 - the gradients after backward (`average_gradients`): averaged over the ranks, as DistributedDataParallel does, so
   every rank takes the same optimizer step. With the loss of rank r scaled by N * B_r / B (B the global batch), the
   average is exactly the gradient of the single-process loss on the concatenated batch;
-- a few flags per step (`any_rank`): stop asked (Stop, Ctrl-C, a time budget on rank 0) and a non-finite loss, so
-  all ranks stop at the same step.
+- a few numbers per step (`max_over_ranks`, `any_rank`): stop asked (Stop, Ctrl-C, early stopping on rank 0), the
+  steps a time budget planned on rank 0, a non-finite loss; so all ranks stop at the same step.
 
 Why not wrap the model in DistributedDataParallel: DDP's reducer expects one backward per forward, and a contrastive
 step runs the model several times (anchors, candidates, and with gradient caching a replay per chunk inside a
@@ -266,6 +266,16 @@ def any_rank(flags: Sequence[bool], device: torch.device) -> list[bool]:
     t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v) for v in t.tolist()]
+
+
+def max_over_ranks(values: Sequence[float], device: torch.device) -> list[float]:
+    """Each value's maximum over the ranks (one small all_reduce): a flag any rank raised, a number rank 0 chose."""
+    if not current().active:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64 if device.type != "mps" else torch.float32,
+                     device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
 
 
 def mean_over_ranks(t: torch.Tensor) -> torch.Tensor:

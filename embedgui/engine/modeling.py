@@ -165,7 +165,7 @@ class Embedder(nn.Module):
                              pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
         return dict(enc)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 32, max_length: int | None = None,
                autocast_dtype: torch.dtype | None = None,
                on_batch: Callable[[int, int], None] | None = None, prompt: str | None = None) -> torch.Tensor:
@@ -179,17 +179,21 @@ class Embedder(nn.Module):
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out: torch.Tensor | None = None
         device = self.device
+        # One autocast region for every batch: autocast keeps the half-precision copy of each weight for the whole
+        # region, instead of casting all the weights again for every batch.
+        autocast = torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
         try:
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                features = {k: v.to(device) for k, v in self.tokenize([texts[i] for i in idx], max_length).items()}
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            with autocast:
+                for start in range(0, len(order), batch_size):
+                    idx = order[start : start + batch_size]
+                    features = {k: v.to(device) for k, v in self.tokenize([texts[i] for i in idx],
+                                                                           max_length).items()}
                     vectors = self(features).float().cpu()
-                if out is None:
-                    out = torch.empty(len(texts), vectors.shape[1])
-                out[idx] = vectors
-                if on_batch:
-                    on_batch(min(start + batch_size, len(order)), len(order))
+                    if out is None:
+                        out = torch.empty(len(texts), vectors.shape[1])
+                    out[idx] = vectors
+                    if on_batch:
+                        on_batch(min(start + batch_size, len(order)), len(order))
         finally:
             self.train(was_training)
         return out if out is not None else torch.empty(0, self.dim)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
 
 import torch
 
@@ -27,18 +26,29 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-def _lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
+class Schedule:
+    """The learning-rate factor of a step: linear warmup over warmup_ratio of the steps, then linear/cosine decay or
+    constant. An object, not a closure: a time budget resizes it once it knows how many steps fit, and LambdaLR
+    keeps its fields (kind, warmup, total) in the snapshot, so a resumed run follows the same schedule."""
+
+    def __init__(self, kind: str, warmup_ratio: float, total: int):
+        self.kind, self.warmup_ratio = kind, warmup_ratio
+        self.resize(total)
+
+    def resize(self, total: int) -> None:
+        self.total = max(1, int(total))
+        self.warmup = int(self.warmup_ratio * self.total)
+
+    def __call__(self, step: int) -> float:
+        warmup, total = self.warmup, self.total
         if warmup and step < warmup:
             return (step + 1) / warmup  # the first step already gets a small, non-zero learning rate
-        if kind == "constant":
+        if self.kind == "constant":
             return 1.0
         progress = (step - warmup) / max(1, total - warmup)
-        if kind == "cosine":
+        if self.kind == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
         return max(0.0, 1.0 - progress)
-
-    return factor
 
 
 def build_optimizer(model: torch.nn.Module, config: Config,
@@ -72,6 +82,13 @@ def build_optimizer(model: torch.nn.Module, config: Config,
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: Config,
                     total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup over optim.warmup_ratio of the steps, then linear/cosine decay or constant."""
-    warmup = int(config.optim.warmup_ratio * total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config.optim.scheduler, warmup, total_steps))
+    """Linear warmup over optim.warmup_ratio of the steps, then linear/cosine decay or constant (see Schedule)."""
+    schedule = Schedule(config.optim.scheduler, config.optim.warmup_ratio, total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def resize_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, total_steps: int) -> None:
+    """Stretch or shrink the schedule to total_steps (a time budget's plan); steps taken keep their rates."""
+    for fn in scheduler.lr_lambdas:
+        if isinstance(fn, Schedule):
+            fn.resize(total_steps)

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from .callbacks import TrainState, read_metrics
+from .config import Config
 from .device import Precision
 from .distributed import World
 from .loss import LossOutput
@@ -116,3 +118,38 @@ def oom_message(device: torch.device, step: int, phase: str) -> str:
     return (f"Out of memory on {device} at step {step + 1}. Lower train.batch_size (raise train.grad_accum_steps "
             "to keep the effective batch), lower train.max_length, or set train.grad_checkpointing to true; then "
             "resume.")
+
+
+def finish_seconds(job: Job | None, step_seconds: float) -> float:
+    """A generous estimate of the time the end of a run takes (the final evaluation, the snapshot, the model), from
+    the time of a training step; what a time budget keeps free."""
+    if job is None or job.model is None:
+        return 0.0
+    texts_per_step = job.batch_size * (2 + job.data.negatives.used_mean) * job.accum
+    eval_texts = len(job.data.eval_rows) * (2 + job.data.negatives.used_mean)
+    # A text's forward pass is about a third of its training cost (forward + backward).
+    evaluation = eval_texts * step_seconds / max(texts_per_step, 1.0) / 3
+    bytes_written = 5 * sum(p.numel() * p.element_size() for p in job.model.parameters())  # weights + Adam moments
+    return 1.5 * (evaluation + bytes_written / 100e6) + 2.0
+
+
+def run_summary(job: Job, state: TrainState, config: Config, data_info: dict[str, Any]) -> dict[str, Any]:
+    """metrics_summary.json: how the run ended, where and how it trained, its first and last losses and evals."""
+    rows = read_metrics(job.metrics_path)
+    train_rows = [r for r in rows if r.get("kind") == "train"]
+    eval_rows = [r for r in rows if r.get("kind") == "eval"]
+    summary: dict[str, Any] = {
+        "status": job.status, "steps": state.step, "max_steps": state.max_steps,
+        "device": state.device, "precision": state.precision,
+        "precision_reason": state.precision_reason, "processes": job.world.size,
+        "max_minutes": config.train.max_minutes,
+        "train_seconds": round(time.time() - state.started_at, 2), **data_info,
+    }
+    if train_rows:
+        summary["first_loss"], summary["final_loss"] = train_rows[0]["loss"], train_rows[-1]["loss"]
+        summary["final_acc"] = train_rows[-1]["acc"]
+    if eval_rows:
+        summary["final_eval"] = {k: v for k, v in eval_rows[-1].items() if k not in ("kind", "time")}
+    if job.best is not None:
+        summary["best_" + config.output.best_metric] = job.best
+    return summary

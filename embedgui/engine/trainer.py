@@ -24,7 +24,15 @@ from typing import Any
 import torch
 
 from . import distributed
-from .callbacks import PHASES, Callback, EarlyStopping, JsonlCallback, TrainerControl, TrainState, read_metrics
+from .callbacks import (
+    PHASES,
+    Callback,
+    EarlyStopping,
+    JsonlCallback,
+    TimeBudget,
+    TrainerControl,
+    TrainState,
+)
 from .config import Config, ConfigError
 from .data import PairCollator, batches_per_pass, make_loader, write_pairs
 from .device import precision_for_resume, resolve_device
@@ -34,7 +42,7 @@ from .gradcache import with_gradcache
 from .loss import build_loss, learned_temperature
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
 from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config
-from .optimization import build_optimizer, build_scheduler, seed_everything
+from .optimization import build_optimizer, build_scheduler, resize_schedule, seed_everything
 from .snapshots import (
     BEST_NAME,
     SNAPSHOT_DIR,
@@ -47,7 +55,7 @@ from .snapshots import (
     truncate_metrics,
 )
 from .train_data import load_training_data, log_negative_stats, nothing_to_learn
-from .train_job import Job, TrainingError, TrainResult, Window, oom_message, to_device
+from .train_job import Job, TrainingError, TrainResult, Window, finish_seconds, oom_message, run_summary, to_device
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,10 @@ class Trainer:
         self._job: Job | None = None
         self._ended = False
         self.world = World()  # one process; torchrun's rank and world size once fit() joins the process group
+        # train.max_minutes: the clock starts now, so reading the data and loading the model count
+        self.budget = TimeBudget(config.train.max_minutes, self._finish_seconds) if config.train.max_minutes else None
+        if self.budget is not None:
+            self.callbacks.append(self.budget)
 
     # -- the loop --------------------------------------------------------------------------------------------
     def fit(self, stop_event: threading.Event | None = None) -> TrainResult:
@@ -92,9 +104,16 @@ class Trainer:
             self._attach_control()
             self.state.status = "running"
             self._emit("on_train_begin")
-            while self.state.step < self.state.max_steps:
-                # Under torchrun every process stops at the same step when any is asked to (Stop, Ctrl-C, budget).
-                if distributed.any_rank([stop_event.is_set() or self.control.should_stop], job.device)[0]:
+            while True:
+                # What callbacks asked for (a stop, a planned number of steps), agreed by every process.
+                stop, planned = distributed.max_over_ranks(
+                    [float(stop_event.is_set() or self.control.should_stop), float(self.control.planned_steps or 0)],
+                    job.device)
+                if planned and int(planned) != self.state.max_steps:
+                    self._replan(job, int(planned))
+                if self.state.step >= self.state.max_steps:
+                    break
+                if stop:
                     job.status = "stopped"
                     break
                 self._optimizer_step(job)
@@ -172,6 +191,11 @@ class Trainer:
         steps_per_epoch = c.train.steps_per_epoch or max(1, batches_per_pass(data.rows, batch_size * ranks,
                                                                              min_last) // accum)
         state.max_steps = steps_per_epoch * c.train.epochs
+        if self.budget is not None:
+            # The budget plans the total after a few timed steps; until then the run must not end on its own.
+            state.max_steps = max(state.max_steps, self.budget.calibrate + 2)
+            if snapshot is not None and meta.get("max_steps"):  # a resumed budgeted run keeps its plan
+                state.max_steps = self.budget.planned = int(meta["max_steps"])
         if snapshot is not None and meta["step"] >= state.max_steps:
             raise TrainingError(f"Nothing to resume: the run in {self.run_dir} finished at step {meta['step']}/"
                                 f"{state.max_steps}. Start a new run without resume, or raise train.epochs to "
@@ -193,7 +217,12 @@ class Trainer:
         if hasattr(self.loss, "to"):
             self.loss.to(device)  # a loss with its own weights or buffers
         job.optimizer = build_optimizer(job.model, c, self.loss if isinstance(self.loss, torch.nn.Module) else None)
-        job.scheduler = build_scheduler(job.optimizer, c, state.max_steps)
+        schedule_steps = state.max_steps
+        if self.budget is not None and self.budget.planned is None:
+            # Until the budget has timed a few steps, a provisional schedule as long as a budget of 0.05 s steps:
+            # those first steps stay at the very start of the warmup, which the planned schedule then continues.
+            schedule_steps = max(schedule_steps, int(self.budget.seconds / 0.05))
+        job.scheduler = build_scheduler(job.optimizer, c, schedule_steps)
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
                         "rows": data.rows, "seed": c.seed,
@@ -313,6 +342,22 @@ class Trainer:
             "train.temperature (0.1-0.2) or a lower optim.lr, then resume."
         )
 
+    def _replan(self, job: Job, total: int) -> None:
+        """A callback's new total of steps (the time budget): the schedule's warmup and decay follow it."""
+        state = self.state
+        state.max_steps = max(total, state.step)
+        resize_schedule(job.scheduler, state.max_steps)
+        state.epochs = max(1, -(-state.max_steps // job.steps_per_epoch))
+        budget = self.budget
+        if budget is not None and budget.step_seconds:
+            log.info("Time budget %g min: %.2f s a step, so %d steps in all (%.1f passes over the data), leaving "
+                     "%.0f s for the final evaluation and saving", self.config.train.max_minutes,
+                     budget.step_seconds, state.max_steps, state.max_steps / job.steps_per_epoch,
+                     self._finish_seconds(budget.step_seconds))
+
+    def _finish_seconds(self, step_seconds: float) -> float:
+        return finish_seconds(self._job, step_seconds)
+
     # -- after a step: log, evaluate and keep the best, periodic snapshot --------------------------------------
     def _after_step(self, job: Job) -> None:
         c, step = self.config, self.state.step
@@ -427,23 +472,7 @@ class Trainer:
         return TrainResult(job.status, state.step, state.max_steps, str(self.run_dir), summary)
 
     def _summary(self, job: Job) -> dict[str, Any]:
-        rows = read_metrics(job.metrics_path)
-        train_rows = [r for r in rows if r.get("kind") == "train"]
-        eval_rows = [r for r in rows if r.get("kind") == "eval"]
-        summary: dict[str, Any] = {
-            "status": job.status, "steps": self.state.step, "max_steps": self.state.max_steps,
-            "device": self.state.device, "precision": self.state.precision,
-            "precision_reason": self.state.precision_reason, "processes": job.world.size,
-            "train_seconds": round(time.time() - self.state.started_at, 2), **self.data_info,
-        }
-        if train_rows:
-            summary["first_loss"], summary["final_loss"] = train_rows[0]["loss"], train_rows[-1]["loss"]
-            summary["final_acc"] = train_rows[-1]["acc"]
-        if eval_rows:
-            summary["final_eval"] = {k: v for k, v in eval_rows[-1].items() if k not in ("kind", "time")}
-        if job.best is not None:
-            summary["best_" + self.config.output.best_metric] = job.best
-        return summary
+        return run_summary(job, self.state, self.config, self.data_info)
 
     # -- failure: the one place a run ends on an error ------------------------------------------------------
     def _fail(self, error: Exception) -> Exception:

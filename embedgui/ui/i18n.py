@@ -276,6 +276,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "train.learn_temperature": ("Learn the temperature", "온도 학습"),
     "train.log_every": ("Log every (steps)", "로그 간격(스텝)"),
     "train.eval_every": ("Evaluate every (steps)", "평가 간격(스텝)"),
+    "train.max_minutes": ("Time budget (minutes)", "시간 예산(분)"),
     "train.early_stopping_patience": ("Early stopping (evaluations)", "조기 종료(평가 횟수)"),
     "train.save_every": ("Snapshot every (steps)", "스냅샷 간격(스텝)"),
     "train.lora": ("LoRA (JSON)", "LoRA(JSON)"),
@@ -361,6 +362,10 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
     "train.gradcache_chunk": ("Embed the batch in chunks of this many rows: large batches in little memory. "
                               "Empty = automatic, 0 = off.",
                               "배치를 이 행 수 단위로 임베딩: 적은 메모리로 큰 배치. 비우면 자동, 0은 끔."),
+    "train.max_minutes": ("Train for this many minutes: the steps and the schedule are planned to end, evaluated and "
+                          "saved, in time. Empty = by epochs.",
+                          "이 시간(분) 동안 학습: 시간 안에 평가·저장까지 끝나도록 스텝과 스케줄을 계획. "
+                          "비우면 에폭 기준."),
     "train.early_stopping_patience": ("Stop when the best metric has not improved for this many evaluations. "
                                       "Empty = never.",
                                       "최고 지표가 이 횟수만큼 연속으로 나아지지 않으면 멈춤. 비우면 사용 안 함."),
