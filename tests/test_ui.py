@@ -494,3 +494,19 @@ def test_the_form_shows_the_prompts_a_model_declares_where_it_leaves_them_to_the
     text = ct.validation_markdown("ko", [], config)
     assert "'passage: '" in text and "'query: '" not in text and "프롬프트" in text
     assert "prompts" not in ct.validation_markdown("en", [], Config(model_id=str(tiny_bert)))
+
+
+def test_after_compose_search_covers_the_held_out_texts_and_a_reload_shows_the_eval_file(tmp_path):
+    demo = _app(tmp_path)
+    data, ev, se = demo.ui.tabs["data"], demo.ui.tabs["eval"], demo.ui.tabs["search"]
+    table = tmp_path / "terms.csv"
+    table.write_text("term,definition\n" + "".join(f"term {i},definition number {i} of the table\n"
+                                                   for i in range(40)), encoding="utf-8")
+    out = data.run_compose(str(table), "term", "definition", 1, "bm25", 0.25, "", "en", progress=lambda *a, **k: None)
+    corpus = Path(out[se.corpus]).read_text(encoding="utf-8")
+    eval_file = out[ev.pairs]
+    assert eval_file.endswith(".eval.jsonl")
+    held_out = [json.loads(line)["positive"] for line in Path(eval_file).read_text(encoding="utf-8").splitlines()]
+    assert held_out and all(text in corpus for text in held_out)  # a held-out term can be found in Search
+    # A reload with no trained run: the Evaluate tab shows the saved config's eval file, not the app-start value.
+    assert ev.refresh_models("assets/sample_pairs.jsonl", from_config=True)[ev.pairs] == eval_file

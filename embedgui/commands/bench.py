@@ -62,10 +62,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     against.add_argument("--markdown", help="write the tables to this markdown file (between its bench markers "
                                             "if it has them, e.g. docs/benchmarks.md)")
     against.add_argument("--work-dir", help="keep the runs' files here (default: a temporary folder)")
+    quality = parser.add_argument_group("quality in the same time (--quality)")
+    quality.add_argument("--quality", action="store_true",
+                         help="sentence-transformers at its defaults for one epoch (wall-clock T), then embedgui at "
+                              "its defaults with a budget of T, on the same pairs; recall before and after")
+    quality.add_argument("--data", nargs="+", default=None, metavar="NAME_OR_FILE",
+                         help="wordnet, tech-glossary, debian-ko (default: all three) or pairs files (30%% held out)")
+    quality.add_argument("--train-pairs", type=positive_int, default=1024, help="training pairs per data set")
+    quality.add_argument("--eval-queries", type=positive_int, default=300, help="held-out queries per data set")
+    quality.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                         help="change one of embedgui's defaults for this comparison (an ablation), e.g. "
+                              "train.lr=1e-4 or train.symmetric=true; repeat for more")
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
+    if args.quality:
+        return _run_quality(args)
     if args.against:
         return _run_against(args)
     print(f"cpu bf16 probe: {cpu_bf16_is_faster()[1]}", file=sys.stderr)
@@ -101,6 +114,54 @@ def run(args: argparse.Namespace) -> int:
 
 
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item}: write KEY=VALUE, e.g. train.lr=1e-4.")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value  # a plain string (e.g. optim.scheduler=cosine)
+    return out
+
+
+def _run_quality(args: argparse.Namespace) -> int:
+    from ..engine.benchmark import BenchmarkError
+    from ..engine.device import DeviceError, resolve_device
+    from ..engine.quality import DATASETS, QualityError, QualitySettings, quality_table, run_quality
+    from ..engine.wordnet import WordNetError
+
+    missing = [m for m in ("sentence_transformers", "datasets", "accelerate") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: --quality needs {', '.join(missing)}; install them with pip install "
+              "'sentence-transformers[train]'.", file=sys.stderr)
+        return 2
+    try:
+        settings = QualitySettings(model_id=args.model_id, device=resolve_device(args.device).type,
+                                   datasets=tuple(args.data or DATASETS), train_pairs=args.train_pairs,
+                                   eval_queries=args.eval_queries, overrides=_overrides(args.overrides))
+        report = run_quality(settings, log=lambda text: print(text, file=sys.stderr), work_dir=args.work_dir)
+    except (DeviceError, QualityError, WordNetError, BenchmarkError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    header, rows = quality_table(report)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.markdown:
+        from ..engine.files import atomic_write_text
+
+        table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        table += ["| " + " | ".join(r) + " |" for r in rows]
+        atomic_write_text(args.markdown, "\n".join(table) + "\n")
+    return 0
 
 
 def _run_against(args: argparse.Namespace) -> int:

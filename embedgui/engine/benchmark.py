@@ -289,13 +289,13 @@ def evaluate_saved(model_dir: str | Path, eval_path: str | Path, device: str, ma
     return evaluate_pairs(lambda texts: model.encode(texts, batch_size=batch_size), pairs)
 
 
-def _spawn(spec: dict[str, Any], work: Path, name: str) -> dict[str, Any]:
-    """Run one worker process; its result, or BenchmarkError with the tail of its output."""
+def _spawn(spec: dict[str, Any], work: Path, name: str, module: str = "embedgui.engine.benchmark") -> dict[str, Any]:
+    """Run one worker process (`python -m MODULE SPEC OUT`); its result, or BenchmarkError with its output's tail."""
     spec_path, out_path = work / f"{name}.spec.json", work / f"{name}.result.json"
     atomic_write_text(spec_path, json.dumps(spec))
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     try:  # a stuck worker must not hang the command: an hour is far beyond any sane benchmark run
-        done = subprocess.run([sys.executable, "-m", "embedgui.engine.benchmark", str(spec_path), str(out_path)],
+        done = subprocess.run([sys.executable, "-m", module, str(spec_path), str(out_path)],
                               capture_output=True, text=True, env=env, timeout=3600)
     except subprocess.TimeoutExpired:
         raise BenchmarkError(f"benchmark run {name} did not finish within an hour; it was stopped.") from None

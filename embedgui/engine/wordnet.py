@@ -134,18 +134,19 @@ def find_wordnet(package_dir: str | Path | None = None, fetch: bool = True) -> P
     return package_dir / DATA_SUBDIR
 
 
-def fetch_package(dest: Path) -> None:
-    """apt-get download wordnet-base and unpack it with dpkg-deb -x into dest (no system-wide install)."""
-    how = (f"download Debian's {PACKAGE} .deb yourself and unpack it with `dpkg-deb -x FILE.deb {dest}`, or pass "
-           "--wordnet-dir with a folder that holds data.noun")
+def fetch_package(dest: Path, package: str = PACKAGE) -> None:
+    """apt-get download a Debian package (wordnet-base by default) and unpack it with dpkg-deb -x into dest (no
+    system-wide install)."""
+    how = (f"download Debian's {package} .deb yourself and unpack it with `dpkg-deb -x FILE.deb {dest}`"
+           + (", or pass --wordnet-dir with a folder that holds data.noun" if package == PACKAGE else ""))
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
-        raise WordNetError(f"WordNet data is not in {dest} and apt-get/dpkg-deb are not available to fetch it; {how}.")
+        raise WordNetError(f"{package} is not in {dest} and apt-get/dpkg-deb are not available to fetch it; {how}.")
     with tempfile.TemporaryDirectory() as tmp:
-        if not _download(tmp):
+        if not _download(tmp, package):
             subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300)  # stale package lists
-            if not _download(tmp):
-                raise WordNetError(f"apt-get download {PACKAGE} failed (offline, or no package lists); {how}.")
-        deb = next(Path(tmp).glob(f"{PACKAGE}_*.deb"))
+            if not _download(tmp, package):
+                raise WordNetError(f"apt-get download {package} failed (offline, or no package lists); {how}.")
+        deb = next(Path(tmp).glob(f"{package}_*.deb"))
         partial = dest.with_name(dest.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
@@ -156,9 +157,9 @@ def fetch_package(dest: Path) -> None:
         partial.rename(dest)  # only a complete unpack gets the final name
 
 
-def _download(folder: str) -> bool:
+def _download(folder: str, package: str = PACKAGE) -> bool:
     try:
-        done = subprocess.run(["apt-get", "download", "-qq", PACKAGE], cwd=folder, capture_output=True, timeout=300)
+        done = subprocess.run(["apt-get", "download", "-qq", package], cwd=folder, capture_output=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return done.returncode == 0 and any(Path(folder).glob(f"{PACKAGE}_*.deb"))
+    return done.returncode == 0 and any(Path(folder).glob(f"{package}_*.deb"))

@@ -62,7 +62,7 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         # -- a page (re)load shows the current state: the saved config, the data in use, the runs, the run -------
         def on_load(lang: str, owner: str, pairs_now: str) -> dict:
             out = {**cfg.on_load(lang), **data.on_load(), **train.on_load(lang, owner)}
-            out.update(ev.refresh_models(pairs_now))
+            out.update(ev.refresh_models(pairs_now, from_config=True))
             return out
 
         load_outputs = [*cfg.fields, cfg.validation, data.current, train.owner, *train.list_targets,

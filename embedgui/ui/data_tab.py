@@ -324,7 +324,7 @@ class DataTab:
         updates = {self.report: compose_summary(report, lang), self.download: ctx.servable(report.output_path),
                    self.current: report.output_path, cfg.field("data.pairs_path"): report.output_path,
                    cfg.field("data.eval_path"): eval_out or "", tabs["eval"].pairs: eval_out or report.output_path,
-                   tabs["search"].corpus: report.output_path,
+                   tabs["search"].corpus: tabs["search"].default_corpus(None),  # training + held-out texts
                    cfg.validation: validation_markdown(lang, config.validate(), config)}  # new data: language check
         if eval_out:
             updates[cfg.field("data.eval_split")] = 0.0

@@ -18,6 +18,7 @@ from ..engine.paths import PathRefused
 from ..engine.trainer import CONFIG_NAME, EVAL_SPLIT_NAME
 from .base import UI, note
 from .charts import compare_figure
+from .config_tab import workspace_config
 from .i18n import t
 
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
@@ -103,11 +104,17 @@ class EvalTab:
             self.table = tx.make(gr.Dataframe, "eval.table", interactive=False, elem_id="eval-table")
             self.chart = gr.Plot(elem_id="eval-chart", show_label=False)
 
-    def refresh_models(self, pairs: str) -> dict:
-        """The runs that hold a model, newest first; the newest is scored on the rows it held out."""
+    def refresh_models(self, pairs: str, from_config: bool = False) -> dict:
+        """The runs that hold a model, newest first; the newest is scored on the rows it held out.
+
+        from_config (a page load): without such rows, the saved config's eval file (else its pairs), not the value
+        the page was built with at app start."""
         found = self.ui.ctx.trained_models()
         newest = found[0] if found else None
         held_out = Path(newest) / EVAL_SPLIT_NAME if newest else None
+        if from_config:
+            config = workspace_config(self.ui.ctx)
+            pairs = config.data.eval_path or config.data.pairs_path or pairs
         pairs = str(held_out) if held_out and held_out.exists() else pairs
         se = self.ui.tabs["search"]
         return {self.model: gr.update(choices=found, value=newest), se.model: gr.update(choices=found, value=newest),

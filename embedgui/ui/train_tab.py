@@ -277,6 +277,8 @@ class TrainTab:
             out.update(zip([self.loss_plot, self.acc_plot, self.lr_plot, self.eval_plot], figs))
         if prev_key is None or prev_key[1] != snap.status or prev_key[0] != lang:  # a run started or ended
             out.update(self.list_updates(lang, picked))
+        elif snap.active and charts_due:  # the running run's row follows its steps, the pickers stay as they are
+            out[self.runs] = runs_table(runs.list_runs(self.ui.ctx.runs_dir, active_dir=self._active_dir()), lang)
         return out
 
     def start(self, lang: str, owner: str, *values) -> dict:

@@ -1,0 +1,53 @@
+"""bench --quality: the same-time comparison runs end to end (smoke), and its Korean data set parses apt's file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+from test_trainer import make_pairs
+
+from embedgui.engine.quality import QualityResult, debian_korean_descriptions
+
+
+def test_korean_package_descriptions_become_summary_to_description_pairs(tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "deb.debian.org_debian_dists_bookworm_main_i18n_Translation-ko").write_text(
+        "Package: amphetamine\nDescription-md5: 84628a\nDescription-ko: 독특한 시각 효과를 제공하는 게임\n"
+        " Amphetamine는 색깔 광원, 안개 그리고 광환 같은 몇몇 독특한 시각 효과를\n .\n 제공하는 게임입니다.\n\n"
+        "Package: tiny\nDescription-md5: 1\nDescription-ko: 짧은 설명\n 짧음\n", encoding="utf-8")
+    pairs = debian_korean_descriptions(lists)
+    assert [p.anchor for p in pairs] == ["독특한 시각 효과를 제공하는 게임"]  # a body under 20 characters is dropped
+    body = pairs[0].positive
+    assert body.startswith("Amphetamine는 색깔 광원") and body.endswith("제공하는 게임입니다.")
+    assert " . " not in body  # the paragraph marker line is not text
+
+
+def test_the_gain_ratio_compares_recall_at_1_gains():
+    result = QualityResult({}, 60.0, {"recall@1": 0.4}, {"metrics": {"recall@1": 0.5}}, {"metrics": {"recall@1": 0.6}})
+    assert result.gain_ratio == pytest.approx(2.0)
+    assert QualityResult({}, 1, {"recall@1": 0.4}, {"metrics": {"recall@1": 0.4}},
+                         {"metrics": {"recall@1": 0.5}}).gain_ratio == float("inf")
+
+
+@pytest.mark.slow
+def test_bench_quality_runs_both_tools_in_the_same_time_and_reports(tiny_bert, tmp_path):
+    pairs = make_pairs(tmp_path / "pairs.jsonl", n=120)
+    out = tmp_path / "quality.json"
+    done = subprocess.run([sys.executable, "-m", "embedgui", "bench", "--quality", "--model-id", str(tiny_bert),
+                           "--device", "cpu", "--data", str(pairs), "--train-pairs", "64", "--eval-queries", "30",
+                           "--set", "train.batch_size=16", "--json", str(out), "--markdown", str(tmp_path / "q.md")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    (r,) = report["results"]
+    assert r["dataset"]["train_pairs"] == 64 and r["dataset"]["eval_queries"] == 30
+    assert r["seconds"] > 0 and r["st"]["steps"] == 8  # one epoch of 64 pairs at its default batch of 8
+    assert r["embedgui"]["steps"] >= 1 and report["settings"]["overrides"] == {"train.batch_size": 16}
+    assert 0 <= r["before"]["recall@1"] <= 1
+    assert 0 <= r["st"]["metrics"]["recall@1"] <= 1 and 0 <= r["embedgui"]["metrics"]["mrr@10"] <= 1
+    assert "recall@1 gain: embedgui / ST" in done.stdout and (tmp_path / "q.md").read_text().startswith("| data |")
