@@ -161,3 +161,13 @@ def test_the_app_runner_trains_on_several_processes_stops_and_resumes(tiny_bert,
     steps = [row["step"] for row in done.logs]
     assert steps[0] == 1 and steps[-1] == done.step  # the chart shows the whole run, before and after the resume
     assert (run_dir / "model.safetensors").exists()
+
+
+def test_a_shard_collator_survives_pickling_for_dataloader_workers():
+    import pickle
+
+    from embedgui.engine.distributed import ShardCollator
+
+    collator = ShardCollator(list, World(1, 2))
+    again = pickle.loads(pickle.dumps(collator))
+    assert again(list(range(5))) == [3, 4] and again.world == World(1, 2)

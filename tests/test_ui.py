@@ -510,3 +510,23 @@ def test_after_compose_search_covers_the_held_out_texts_and_a_reload_shows_the_e
     assert held_out and all(text in corpus for text in held_out)  # a held-out term can be found in Search
     # A reload with no trained run: the Evaluate tab shows the saved config's eval file, not the app-start value.
     assert ev.refresh_models("assets/sample_pairs.jsonl", from_config=True)[ev.pairs] == eval_file
+
+
+def test_the_engines_common_sentences_read_in_korean_with_names_and_values_kept():
+    from embedgui.engine.config import ConfigError
+    from embedgui.engine.runner import OWNER_MESSAGE
+    from embedgui.ui.i18n import engine_text
+
+    errors: list[str] = []
+    try:
+        config_from_dict({"train": {"batch_size": 0.5, "epoch": 2}, "optim": {"lr": None}})
+    except ConfigError as e:
+        errors = e.errors
+    korean = [engine_text(e, "ko") for e in errors]
+    assert any(k.startswith("train.batch_size: 0.5 값은 쓸 수 없습니다. 정수를 입력하세요") for k in korean), korean
+    assert any("train.epoch: 알 수 없는 키입니다. 'epochs'" in k for k in korean), korean
+    assert any(k.startswith("optim.lr: 비워 둘 수 없습니다") for k in korean), korean
+    assert "다른 방문자가 시작한 학습" in engine_text(OWNER_MESSAGE, "ko")
+    assert engine_text(OWNER_MESSAGE, "en") == OWNER_MESSAGE
+    assert engine_text("Something new the table does not know.", "ko") == "Something new the table does not know."
+    assert "정수를 입력하세요" in ct.validation_markdown("ko", errors)

@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     quality.add_argument("--eval-queries", type=positive_int, default=300, help="held-out queries per data set")
     quality.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                          help="change one of embedgui's defaults for this comparison (an ablation), e.g. "
-                              "train.lr=1e-4 or train.symmetric=true; repeat for more")
+                              "optim.lr=1e-4 or train.symmetric=true; repeat for more")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,7 +121,7 @@ def _overrides(pairs: list[str]) -> dict:
     for item in pairs:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set {item}: write KEY=VALUE, e.g. train.lr=1e-4.")
+            raise ValueError(f"--set {item}: write KEY=VALUE, e.g. optim.lr=1e-4.")
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:

@@ -129,6 +129,8 @@ class ShardCollator:
         return self.collator(shard(rows, self.world))
 
     def __getattr__(self, name: str) -> Any:  # the token cache and row lengths of the wrapped collator
+        if name == "collator" or name.startswith("__"):  # not set yet (unpickling in a DataLoader worker)
+            raise AttributeError(name)
         return getattr(self.collator, name)
 
 

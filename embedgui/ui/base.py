@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import AppContext
-from .i18n import Texts, t
+from .i18n import Texts, engine_text, t
 
 
 @dataclass
@@ -21,4 +21,4 @@ class UI:
 
 def note(lang: str, kind: str, text: str) -> str:
     """A message with its kind as a bold word ("Error: ...", "오류: ..."), not an emoji some fonts lack."""
-    return f"**{t(lang, 'word.' + kind)}:** {text}"
+    return f"**{t(lang, 'word.' + kind)}:** {engine_text(text, lang)}"

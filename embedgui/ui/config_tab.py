@@ -22,7 +22,7 @@ from ..engine.config import Config, ConfigError, config_from_dict, load_config
 from ..engine.paths import inside
 from .base import UI
 from .context import HOSTED_CAPS, SAMPLE_PAIRS, AppContext
-from .i18n import field_info, field_label, t
+from .i18n import engine_text, field_info, field_label, t
 from .language import language_warning
 
 log = logging.getLogger(__name__)
@@ -195,6 +195,7 @@ def validation_markdown(lang: str, errors: list[str], config: Config | None = No
     if not errors:
         notes = [language_warning(config, lang), model_prompts_note(config, lang)] if config is not None else []
         return "\n\n".join([t(lang, "config.ok"), *filter(None, notes)])
+    errors = [engine_text(e, lang) for e in errors]
     return f"**{t(lang, 'config.errors')}**\n\n" + "\n".join(f"- `{e.split(':', 1)[0]}`:{e.split(':', 1)[1]}"
                                                             if ":" in e else f"- {e}" for e in errors)
 
