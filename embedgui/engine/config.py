@@ -66,8 +66,9 @@ class TrainConfig:
     lora: dict[str, Any] | None = None
     # Matryoshka: InfoNCE also at these truncated, re-normalised sizes, e.g. [256, 128, 64]; None = off.
     matryoshka_dims: list[int] | None = None
-    # Also score each positive against every anchor (document-to-query) and average the two directions.
-    symmetric: bool = False
+    # Also score each positive against every anchor (document-to-query) and average the two directions. On by
+    # default: in the same time it gave higher recall@5 and MRR@10 on all three data sets of docs/recipes.md.
+    symmetric: bool = True
     # (H9, performance) Batches of rows of similar length, shuffled (less padding; in-memory data only).
     group_by_length: bool = True
     # Gradient caching: embed N texts at a time (a batch far larger than memory allows); 0 = off; null = on only
@@ -81,7 +82,8 @@ class TrainConfig:
 @dataclass
 class OptimConfig:
     name: str = "adamw"
-    lr: float = 2e-5
+    # 1e-4: short CPU runs learn more per step at this rate than at the usual 2e-5 (docs/recipes.md).
+    lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     scheduler: str = "linear"

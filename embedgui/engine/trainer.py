@@ -217,12 +217,9 @@ class Trainer:
         if hasattr(self.loss, "to"):
             self.loss.to(device)  # a loss with its own weights or buffers
         job.optimizer = build_optimizer(job.model, c, self.loss if isinstance(self.loss, torch.nn.Module) else None)
-        schedule_steps = state.max_steps
-        if self.budget is not None and self.budget.planned is None:
-            # Until the budget has timed a few steps, a provisional schedule as long as a budget of 0.05 s steps:
-            # those first steps stay at the very start of the warmup, which the planned schedule then continues.
-            schedule_steps = max(schedule_steps, int(self.budget.seconds / 0.05))
-        job.scheduler = build_scheduler(job.optimizer, c, schedule_steps)
+        # Under a time budget the first few steps follow the epochs' schedule until the budget has timed them and
+        # resizes it (a longer provisional warmup would waste those steps of a short run at a near-zero rate).
+        job.scheduler = build_scheduler(job.optimizer, c, state.max_steps)
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
                         "rows": data.rows, "seed": c.seed,
