@@ -71,7 +71,7 @@ def run_clients(url: str, n_clients: int, seconds: float, search_every: float, c
 
     queries = [t.split()[0] for t in corpus.read_text().splitlines()[:200]]
     search_args = dict(k=5, model=None, base="sentence-transformers/all-MiniLM-L6-v2", corpus=str(corpus),
-                       column=None, api_name="/search")
+                       column=None, dim="", api_name="/search")
     stop = threading.Event()
     ticks: list[float] = []
     searches: list[float] = []
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                     prevent_thread_lock=True, quiet=True, **launch_kwargs(ctx))
     url = f"http://127.0.0.1:{port}/"
     search_args = dict(k=5, model=None, base="sentence-transformers/all-MiniLM-L6-v2", corpus=str(corpus),
-                       column=None, api_name="/search")
+                       column=None, dim="", api_name="/search")
     # the first search builds and caches the index; the load measures queries, as users repeat them
     Client(url, verbose=False).predict(query="warm up", **search_args)
 

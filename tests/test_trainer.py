@@ -137,7 +137,8 @@ def test_nan_loss_stops_with_advice_and_keeps_last_good_snapshot(tiny_bert, tmp_
         return out
 
     monkeypatch.setattr(loss_module, "info_nce", poisoned)
-    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 5})
+    # the one-way loss: one info_nce call a step, so the third call is step 3
+    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 5, "symmetric": False})
     with pytest.raises(TrainingError) as info:
         Trainer(cfg).fit()
     message = str(info.value)

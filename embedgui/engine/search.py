@@ -275,7 +275,10 @@ def _check_same_model(meta: dict[str, Any], dim: int, embedder: Embedder, meta_p
     built_with = meta.get("model", "unknown")
     current = model_identity(embedder)
     hint = "load it with that model, or rebuild the index with this one."
-    if embedder.dim != int(meta.get("model_dim", dim)):
+    # An index at a Matryoshka size holds fewer dimensions than the model gives; meta.json says how many it
+    # should hold, so vectors that disagree with it are not taken for a truncation.
+    full = int(meta.get("model_dim") or dim) if int(meta.get("dim", dim)) == dim else dim
+    if embedder.dim != full:
         raise SearchIndexError(f"{meta_path}: the index was built with {built_with} ({dim} dimensions) but the model "
                                f"{current} gives {embedder.dim}; {hint}")
     probe = meta.get("probe") or {}
