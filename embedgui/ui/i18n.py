@@ -522,6 +522,11 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
                "있습니다."),
     (re.compile(r"^Another visitor's run is training; you can watch it, and start yours when it ends\.$"),
      lambda m: "다른 방문자의 학습이 진행 중입니다. 지켜볼 수 있고, 끝나면 직접 시작할 수 있습니다."),
+    (re.compile(r"^dtype (?P<d>\w+) asked for$"), lambda m: f"설정의 dtype {m['d']}"),
+    (re.compile(r"^auto: this GPU supports bfloat16$"), lambda m: "auto: 이 GPU는 bfloat16을 지원합니다"),
+    (re.compile(r"^auto: GPU without bfloat16, float16 with a gradient scaler$"),
+     lambda m: "auto: bfloat16이 없는 GPU라 float16과 그래디언트 스케일러를 씁니다"),
+    (re.compile(r"^auto: Apple MPS runs float16$"), lambda m: "auto: Apple MPS는 float16으로 학습합니다"),
     (re.compile(r"^A training run is already going; stop it first, or wait until it ends\.$"),
      lambda m: "이미 학습이 진행 중입니다. 먼저 멈추거나 끝날 때까지 기다리세요."),
 ]

@@ -22,7 +22,7 @@ from ..engine.trainer import EVAL_SPLIT_NAME
 from .base import UI, note
 from .charts import training_figures
 from .config_tab import save_config, validate
-from .i18n import t
+from .i18n import engine_text, t
 from .language import language_warning
 
 SPEED_WINDOW = 20  # log rows the ETA's speed is averaged over (one noisy step does not swing it)
@@ -76,8 +76,9 @@ def progress_html(snap: RunSnapshot, lang: str, now: float | None = None) -> str
     if last:
         parts.append(f"loss {last['loss']:.4f} · acc {last['acc']:.3f}")
     color = {"failed": "#d9534f", "finished": "#2e8b57", "stopped": "#c68a00"}.get(snap.status, "#3b82f6")
+    why = _escape(engine_text(snap.precision_reason, lang))
     reason = (f'<div id="train-precision" style="margin-top:4px;font-size:0.9em;color:#6b7280">'
-              f'{t(lang, "train.precision")}: {snap.precision} — {_escape(snap.precision_reason)}</div>'
+              f'{t(lang, "train.precision")}: {snap.precision} — {why}</div>'
               if snap.precision and snap.precision_reason else "")
     return (f'<div id="train-progress" data-status="{snap.status}" data-step="{snap.step}">'
             f'<div style="background:#e5e7eb;border-radius:6px;height:14px;overflow:hidden">'
