@@ -219,7 +219,8 @@ def test_model_miner_with_tiny_bert(tmp_path, tiny_bert):
     options = ComposeOptions(hard_k=2, miner="model", model_id=str(tiny_bert), device="cpu")
     report = compose(ML_GLOSSARY, out, options=options)
     rows = check_pairs_file(out)
-    assert report.miner == "model" and report.negatives_mined == 2 * len(rows)
+    # a random tiny model scores many candidates near the positive, and those are skipped as likely positives
+    assert report.miner == "model" and 0 < report.negatives_mined <= 2 * len(rows)
     for row in rows:
         assert row["positive"] not in row["hard_negatives"]
         assert not any(mentions_independent(row["anchor"], n) for n in row["hard_negatives"])

@@ -104,3 +104,24 @@ def test_stop_while_the_model_encodes():
     with pytest.raises(MiningStopped):
         mine_hard_negatives(anchors, positives, 2, method="model", embedder=SlowEmbedder(), batch_size=4, stop=stop)
     assert batches == [0]
+
+
+def test_model_mining_skips_candidates_scored_almost_as_high_as_the_positive():
+    """NV-Retriever's positive-aware filter: a candidate at >= 95% of the positive's score is probably a positive."""
+    import numpy as np
+
+    from embedgui.engine.mining import mine_hard_negatives
+
+    class Fake:
+        vectors = {"q": [1.0, 0.0], "right": [0.9, 0.436], "almost": [0.88, 0.475], "far": [0.5, 0.866],
+                   "other q": [0.0, 1.0]}
+
+        def encode(self, texts, batch_size=64):
+            v = np.array([self.vectors[t] for t in texts], dtype=np.float32)
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    anchors, positives = ["q", "other q", "other q"], ["right", "almost", "far"]
+    mined = mine_hard_negatives(anchors, positives, 2, method="model", embedder=Fake())
+    assert mined[0] == ["far"]  # "almost" scores 0.88 vs the positive's 0.9: skipped
+    loose = mine_hard_negatives(anchors, positives, 2, method="model", embedder=Fake(), score_ratio=1.5)
+    assert loose[0] == ["almost", "far"]

@@ -35,7 +35,8 @@ class TrainState:
 
 # The phases on_phase reports: set-up reads the data, loads the model and (on resume) restores the snapshot, then
 # training alternates with evaluation. A UI shows them in its own words, keyed by these names.
-PHASES = {"data": "reading the data", "model": "loading the model", "resume": "restoring the snapshot",
+PHASES = {"data": "reading the data", "model": "loading the model", "mine": "mining hard negatives",
+          "resume": "restoring the snapshot",
           "train": "training", "eval": "evaluating"}
 
 

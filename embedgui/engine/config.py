@@ -104,6 +104,9 @@ class DataConfig:
     shuffle_buffer: int = 10000
     # Use at most this many hard negatives per row (None = all of them).
     max_hard_negatives: int | None = None
+    # When the training rows have no hard negatives: mine this many per row with the model before training (its
+    # false negatives filtered out), cached beside the pairs file and reused; None or 0 = do not mine.
+    mine_hard_negatives: int | None = None
     # Prefixes put in front of every query (anchor) and document (positive, hard negative) text, in training,
     # evaluation, search and the saved model (sentence-transformers prompts "query" / "document").
     # None = the model folder's own prompts, if it declares any.
@@ -382,6 +385,7 @@ def _check_values(c: Config) -> list[str]:
     if d.eval_split and d.stream:
         e.append("data.eval_split: cannot split a streamed file; set data.eval_path or turn data.stream off.")
     _at_least(e, "data.shuffle_buffer", d.shuffle_buffer, 1)
+    _at_least(e, "data.mine_hard_negatives", d.mine_hard_negatives, 0, optional=True)
     _at_least(e, "data.max_hard_negatives", d.max_hard_negatives, 0, optional=True)
     for name in ("query_prompt", "document_prompt"):
         value = getattr(d, name)

@@ -21,6 +21,8 @@ from .text import compact, fold, mention_pattern, tokenize
 # Distinct definitions from one domain score about 0.1-0.4; light edits (a word changed, punctuation, plural)
 # of one text score above 0.7.
 NEAR_DUPLICATE = 0.7
+# Model mining: a candidate the model scores at 95% of the positive's score or more is probably a right answer too.
+SCORE_RATIO = 0.95
 BM25_K1 = 1.2
 BM25_B = 0.75
 
@@ -133,6 +135,7 @@ def mine_hard_negatives(
     embedder: Any = None,
     tokens: str = "auto",
     near_duplicate: float = NEAR_DUPLICATE,
+    score_ratio: float = SCORE_RATIO,
     batch_size: int = 64,
     on_progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
@@ -143,6 +146,8 @@ def mine_hard_negatives(
     to match but itself, and texts naming the term are rejected anyway), over tokenize(text, tokens).
     model: candidates ranked by cosine similarity to the anchor under embedder.encode(texts) (L2-normalised
     vectors), i.e. the texts the model currently confuses with the right answer.
+    With the model, a candidate scored at least score_ratio x the positive's own score is taken for an unlabelled
+    positive and skipped (NV-Retriever's positive-aware mining, arXiv:2407.15831).
     Rows get fewer than k when too few candidates pass the false-negative filter (or, for bm25, share a token).
     When stop is set, MiningStopped is raised at the next block of rows (or encoding batch).
     """
@@ -183,6 +188,9 @@ def mine_hard_negatives(
         def score_rows(rows: range) -> np.ndarray:
             return a_vec[[a_row[anchors[i]] for i in rows]] @ p_vec.T
 
+        positive_score = np.einsum("ij,ij->i", a_vec[[a_row[a] for a in anchors]],
+                                   p_vec[[where[fold(p)] for p in positives]])
+
     out: list[list[str]] = []
     step = max(1, min(256, 2_000_000 // len(pool)))  # rows scored at once; bounds the block to ~16 MB
     for start in range(0, n, step):
@@ -191,10 +199,11 @@ def mine_hard_negatives(
         block = score_rows(rows)
         for offset, i in enumerate(rows):
             rejects = reject.for_row(anchors[i], positives[i])
+            ceiling = score_ratio * positive_score[i] if method == "model" and positive_score[i] > 0 else np.inf
             picks: list[int] = []
             for j in _ranked(block[offset], method == "bm25", first):
                 # Near-copies of a pick (two spellings of one definition) would spend k on one negative.
-                if not rejects(j) and not any(reject.similar(j, q) for q in picks):
+                if block[offset][j] < ceiling and not rejects(j) and not any(reject.similar(j, q) for q in picks):
                     picks.append(j)
                     if len(picks) == k:
                         break

@@ -56,6 +56,7 @@ from .snapshots import (
 )
 from .train_data import load_training_data, log_negative_stats, nothing_to_learn
 from .train_job import Job, TrainingError, TrainResult, Window, finish_seconds, oom_message, run_summary, to_device
+from .train_mining import mine_training_data
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,8 @@ class Trainer:
         self._phase("model")
         job.model = self._load_model(device)
         distributed.broadcast_parameters(job.model)  # every process starts from rank 0's weights, as DDP does
+        if c.data.mine_hard_negatives:
+            self._mine(job)
         if hasattr(self.loss, "check"):  # e.g. Matryoshka sizes larger than the model's embedding
             try:
                 self.loss.check(job.model.dim)
@@ -268,6 +271,15 @@ class Trainer:
             log.warning("train.max_length %d is more than this model takes; using %d.", c.train.max_length,
                         model.max_length)
         return model
+
+    def _mine(self, job: Job) -> None:
+        """data.mine_hard_negatives (train_mining.py); a resumed run finds the same negatives in the cache."""
+        self._phase("mine")
+        info = mine_training_data(job.data, self.config.data, job.model, write=job.world.is_main,
+                                  batch_size=job.batch_size)
+        if info is not None:
+            self.state.hard_negatives_per_row = log_negative_stats(job.data.negatives)
+            self.data_info.update({"hard_negatives_per_row": job.data.negatives.summary(), "mined": info})
 
     def _resume(self, job: Job, snapshot: Path) -> None:
         step, job.consumed, extra = restore_snapshot(snapshot, job.model, job.optimizer, job.scheduler, job.scaler,

@@ -138,7 +138,7 @@ TEXT: dict[str, tuple[str, str]] = {
     # what a run's set-up is doing (engine.callbacks.PHASES)
     "phase.data": ("Reading the data", "데이터를 읽는 중"), "phase.model": ("Loading the model", "모델을 불러오는 중"),
     "phase.resume": ("Restoring the snapshot", "스냅샷을 복원하는 중"), "phase.train": ("Training", "학습 중"),
-    "phase.eval": ("Evaluating", "평가 중"),
+    "phase.eval": ("Evaluating", "평가 중"), "phase.mine": ("Mining hard negatives", "하드 네거티브 마이닝 중"),
     "col.name": ("run", "학습"), "col.status": ("status", "상태"), "col.steps": ("steps", "스텝"),
     "col.data": ("data", "데이터"), "col.rows": ("rows", "행"), "col.settings": ("settings", "설정"),
     "col.metrics": ("final eval", "최종 평가"), "col.model": ("model", "모델"),
@@ -278,6 +278,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "train.log_every": ("Log every (steps)", "로그 간격(스텝)"),
     "train.eval_every": ("Evaluate every (steps)", "평가 간격(스텝)"),
     "train.max_minutes": ("Time budget (minutes)", "시간 예산(분)"),
+    "data.mine_hard_negatives": ("Mine hard negatives", "하드 네거티브 마이닝"),
     "train.early_stopping_patience": ("Early stopping (evaluations)", "조기 종료(평가 횟수)"),
     "train.save_every": ("Snapshot every (steps)", "스냅샷 간격(스텝)"),
     "train.lora": ("LoRA (JSON)", "LoRA(JSON)"),
@@ -363,6 +364,10 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
     "train.gradcache_chunk": ("Embed the batch in chunks of this many rows: large batches in little memory. "
                               "Empty = automatic, 0 = off.",
                               "배치를 이 행 수 단위로 임베딩: 적은 메모리로 큰 배치. 비우면 자동, 0은 끔."),
+    "data.mine_hard_negatives": ("When the data has no hard negatives: mine this many per row with the model "
+                                 "before training (cached beside the data). Empty = no.",
+                                 "데이터에 하드 네거티브가 없을 때: 학습 전에 모델로 행마다 이만큼 마이닝"
+                                 "(데이터 옆에 캐시). 비우면 안 함."),
     "train.max_minutes": ("Train for this many minutes: the steps and the schedule are planned to end, evaluated and "
                           "saved, in time. Empty = by epochs.",
                           "이 시간(분) 동안 학습: 시간 안에 평가·저장까지 끝나도록 스텝과 스케줄을 계획. "

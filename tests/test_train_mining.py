@@ -1,0 +1,85 @@
+"""data.mine_hard_negatives: negatives mined by the model before training, filtered, cached beside the data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import _write_tiny_bert
+from test_trainer import make_config, make_pairs
+
+from embedgui.engine.data import Pair, read_pairs
+from embedgui.engine.mining import NEAR_DUPLICATE
+from embedgui.engine.modeling import load_embedder
+from embedgui.engine.text import fold, tokenize
+from embedgui.engine.train_mining import mine_for_training
+from embedgui.engine.trainer import Trainer
+
+ROWS = [
+    Pair("gradient", "the slope of the loss with respect to a weight"),
+    Pair("slope", "the slope of the loss with respect to a weight."),  # a near-duplicate of row 0's positive
+    Pair("token", "a piece of text the model reads"),
+    Pair("vector", "a list of numbers; a token becomes a vector"),  # names another anchor (token)
+    Pair("batch", "rows trained together in one step"),
+    Pair("epoch", "one pass over the training data"),
+    Pair("layer", "one stage of the network between input and output"),
+    Pair("query", "the text a search starts from"),
+    Pair("document", "a text in the corpus a search looks through"),
+    Pair("weight", "a number the training changes"),
+]
+
+
+def _jaccard(a: str, b: str) -> float:
+    x, y = set(tokenize(a, "bigram")), set(tokenize(b, "bigram"))
+    return len(x & y) / len(x | y)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    """The packaged MiniLM: a random tiny model scores every text alike, so its scores say nothing about mining."""
+    from embedgui.engine.config import DEFAULT_MODEL_ID
+
+    return load_embedder(DEFAULT_MODEL_ID, device="cpu")
+
+
+@pytest.mark.slow
+def test_mined_negatives_are_never_the_positive_a_near_copy_or_a_text_naming_the_anchor(embedder, tmp_path):
+    rows, info = mine_for_training(ROWS, 3, embedder, tmp_path / "pairs.jsonl")
+    assert info.rows_with_negatives >= 8 and not info.reused
+    for row in rows:
+        for negative in row.hard_negatives:
+            assert fold(negative) != fold(row.positive)
+            assert _jaccard(negative, row.positive) < NEAR_DUPLICATE, (row.anchor, negative)
+            assert fold(row.anchor) not in fold(negative).split(), (row.anchor, negative)
+    assert len({fold(n) for r in rows for n in r.hard_negatives}) > 1
+
+
+@pytest.mark.slow
+def test_the_cache_is_reused_and_rebuilt_when_the_data_or_the_model_changes(embedder, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    first, info = mine_for_training(ROWS, 2, embedder, pairs)
+    again, reused = mine_for_training(ROWS, 2, embedder, pairs)
+    assert reused.reused and reused.cache == info.cache and again == first
+    assert [json.loads(line) for line in open(info.cache)] == [r.hard_negatives for r in first]
+    changed = ROWS[:-1] + [Pair("weight", "a number that training changes a little every step")]
+    _, other = mine_for_training(changed, 2, embedder, pairs)
+    assert not other.reused and other.cache != info.cache  # new data: mined again
+    retrained = load_embedder(str(_write_tiny_bert(tmp_path / "other-model", seed=7)), device="cpu")
+    _, by_other = mine_for_training(ROWS, 2, retrained, pairs)
+    assert not by_other.reused and by_other.cache != info.cache  # another model: mined again
+    _, more = mine_for_training(ROWS, 3, embedder, pairs)
+    assert not more.reused  # another k
+
+
+@pytest.mark.slow
+def test_a_run_on_data_without_negatives_mines_them_first_and_says_so(tiny_bert, tmp_path):
+    pairs = make_pairs(tmp_path / "data" / "pairs.jsonl", negatives=False)
+    config = make_config(tiny_bert, tmp_path, data={"pairs_path": str(pairs), "mine_hard_negatives": 2},
+                         train={"steps_per_epoch": 2})
+    trainer = Trainer(config)
+    trainer.fit()
+    summary = json.loads((config.run_dir / "metrics_summary.json").read_text())
+    assert summary["mined"]["k"] == 2 and summary["mined"]["rows_with_negatives"] > 0
+    assert summary["hard_negatives_per_row"]["used_mean"] > 0 and trainer.state.hard_negatives_per_row > 0
+    assert list(pairs.parent.glob("pairs.mined-*.jsonl"))
+    assert all(not p.hard_negatives for p in read_pairs(pairs)[0])  # the user's file is left as it was
