@@ -185,13 +185,15 @@ class TimeBudget(Callback):
     """train.max_minutes: plans the run so that it ends, evaluated and saved, within the budget.
 
     The clock starts when the trainer is made (before data and model loading, which count). After `calibrate`
-    timed steps (the first one, with its warm-up, is not timed) it measures the time a step takes and asks the loop
-    for as many steps as fit, keeping `reserve(step_seconds)` for the final evaluation and saving; the loop then
-    sizes the learning-rate schedule (warmup, decay) to that total, so a budgeted run is complete, not cut off.
+    timed steps (the first one, with its warm-up, is not timed; one is enough: a step of long texts with hard
+    negatives can take seconds, and a short budget has room for few) it measures the time a step takes and asks
+    the loop for as many steps as fit, keeping `reserve(step_seconds)` for the final evaluation and saving; the
+    loop then sizes the learning-rate schedule (warmup, decay) to that total, so a budgeted run is complete, not
+    cut off.
     Should the machine slow down later, the run is brought to an end one step ahead of the deadline.
     """
 
-    def __init__(self, minutes: float, reserve: Callable[[float], float] | None = None, calibrate: int = 3):
+    def __init__(self, minutes: float, reserve: Callable[[float], float] | None = None, calibrate: int = 1):
         self.seconds = minutes * 60.0
         self.reserve = reserve or (lambda step_seconds: 0.0)
         self.calibrate = calibrate
