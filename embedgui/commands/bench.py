@@ -129,16 +129,22 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _lacks_st_training(option: str) -> bool:
+    """Says so (and True) when sentence-transformers' trainer and its extras are not installed."""
+    missing = [m for m in ("sentence_transformers", "datasets", "accelerate") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: {option} needs {', '.join(missing)}; install them with pip install "
+              "'sentence-transformers[train]'.", file=sys.stderr)
+    return bool(missing)
+
+
 def _run_quality(args: argparse.Namespace) -> int:
     from ..engine.benchmark import BenchmarkError
     from ..engine.device import DeviceError, resolve_device
     from ..engine.quality import DATASETS, QualityError, QualitySettings, quality_table, run_quality
     from ..engine.wordnet import WordNetError
 
-    missing = [m for m in ("sentence_transformers", "datasets", "accelerate") if importlib.util.find_spec(m) is None]
-    if missing:
-        print(f"error: --quality needs {', '.join(missing)}; install them with pip install "
-              "'sentence-transformers[train]'.", file=sys.stderr)
+    if _lacks_st_training("--quality"):
         return 2
     try:
         settings = QualitySettings(model_id=args.model_id, device=resolve_device(args.device).type,
@@ -171,10 +177,7 @@ def _run_against(args: argparse.Namespace) -> int:
     from ..engine.modeling import ModelLoadError
     from ..engine.wordnet import WordNetError
 
-    missing = [m for m in ("sentence_transformers", "datasets", "accelerate") if importlib.util.find_spec(m) is None]
-    if missing:
-        print(f"error: --against sentence-transformers needs {', '.join(missing)}; install them with "
-              "pip install 'sentence-transformers[train]'.", file=sys.stderr)
+    if _lacks_st_training("--against sentence-transformers"):
         return 2
     try:
         device = resolve_device(args.device).type
