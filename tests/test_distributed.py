@@ -171,3 +171,16 @@ def test_a_shard_collator_survives_pickling_for_dataloader_workers():
     collator = ShardCollator(list, World(1, 2))
     again = pickle.loads(pickle.dumps(collator))
     assert again(list(range(5))) == [3, 4] and again.world == World(1, 2)
+
+
+def test_the_app_can_be_told_how_many_training_processes_to_start(monkeypatch):
+    from embedgui.engine.config import Config
+    from embedgui.engine.runner import Run
+
+    config = Config(device="cpu")
+    assert Run()._processes_for(config) == 1  # a CPU run trains in the app's own thread
+    monkeypatch.setenv("EMBEDGUI_PROCESSES", "2")
+    assert Run()._processes_for(config) == 2
+    assert Run(processes=1)._processes_for(config) == 1  # an explicit count wins
+    monkeypatch.setenv("EMBEDGUI_PROCESSES", "1")
+    assert Run()._processes_for(Config(device="cuda")) == 1

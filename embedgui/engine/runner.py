@@ -206,7 +206,12 @@ class Run:
     def _processes_for(self, config: Config) -> int:
         if self.processes is not None:
             return max(1, self.processes)
-        if not self.single_user or config.device not in ("auto", "cuda"):
+        if not self.single_user:  # a hosted app's caps and owners live in this process
+            return 1
+        forced = os.environ.get("EMBEDGUI_PROCESSES", "").strip()
+        if forced.isdigit() and int(forced) > 0:  # 1: always the in-process thread, even with several GPUs
+            return int(forced)
+        if config.device not in ("auto", "cuda"):
             return 1
         import torch
 
