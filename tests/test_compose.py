@@ -359,3 +359,21 @@ def test_cli_end_to_end(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("error: bad.csv line 3: has 1 column") and "Traceback" not in done.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_the_model_miner_puts_the_prompts_training_uses_in_front(tmp_path, tiny_bert, monkeypatch):
+    """Mining ranks candidates as training will see them: with data.query_prompt / document_prompt."""
+    from embedgui.engine import modeling
+
+    seen = {}
+    real = modeling.load_embedder
+
+    def recording(model_id, **kwargs):
+        seen.update(kwargs)
+        return real(model_id, **kwargs)
+
+    monkeypatch.setattr(modeling, "load_embedder", recording)
+    options = ComposeOptions(hard_k=1, miner="model", model_id=str(tiny_bert), device="cpu",
+                             query_prompt="query: ", document_prompt="passage: ")
+    compose(ML_GLOSSARY, tmp_path / "pairs.jsonl", options=options)
+    assert seen["query_prompt"] == "query: " and seen["document_prompt"] == "passage: "

@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mine.add_argument("--miner", choices=("bm25", "model"), default="bm25",
                       help="bm25 (lexical, default) or model (embedding similarity, needs --model-id)")
     mine.add_argument("--model-id", help="model folder or hub id for --miner model")
+    mine.add_argument("--query-prompt", help="for --miner model: put this in front of each anchor, as training "
+                                             "does (data.query_prompt; default: the model's own prompt)")
+    mine.add_argument("--document-prompt", help="for --miner model: put this in front of each candidate "
+                                                "(data.document_prompt; default: the model's own prompt)")
     mine.add_argument("--device", default="auto", help="device for --miner model: auto, cuda, mps or cpu")
     mine.add_argument("--batch-size", type=int, default=64, help="encoding batch size for --miner model")
     mine.add_argument("--tokens", choices=("auto", "bigram", "word"), default="auto",
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         encoding=args.encoding, delimiter=args.delimiter, header=args.header, anchor_column=args.anchor_column,
         positive_column=args.positive_column, negatives_column=args.negatives_column, hard_k=args.hard_k,
         miner=args.miner, tokens=args.tokens, model_id=args.model_id, device=args.device, batch_size=args.batch_size,
+        query_prompt=args.query_prompt, document_prompt=args.document_prompt,
         near_duplicate=args.near_duplicate, dedupe=not args.keep_duplicates, eval_ratio=args.eval_ratio,
         eval_output=args.eval_output, seed=args.seed, tokenizer=args.tokenizer, max_length=args.max_length,
     )

@@ -83,6 +83,10 @@ class ComposeOptions:
     miner: str = "bm25"  # "bm25" or "model"
     tokens: str = "auto"  # BM25 tokens: "auto" (Hangul/CJK bigrams, other words), "bigram" or "word"
     model_id: str | None = None
+    # Prompts for --miner model, as training uses them (data.query_prompt / data.document_prompt); None = the
+    # model folder's own prompts, if it declares any.
+    query_prompt: str | None = None
+    document_prompt: str | None = None
     device: str = "auto"
     batch_size: int = 64
     near_duplicate: float = NEAR_DUPLICATE
@@ -356,7 +360,7 @@ def compose(
         except PairsError as e:
             raise ComposeError(f"--eval-ratio: {e}") from None
         given = sum(len(p.hard_negatives) for p in pairs)
-        embedder = _load_embedder(o.model_id or "", o.device) if o.hard_k > 0 and o.miner == "model" else None
+        embedder = _load_embedder(o) if o.hard_k > 0 and o.miner == "model" else None
         for side in (train, held) if o.hard_k > 0 else ():
             _add_mined(side, o, embedder, on_progress, stop)
         anchors = [p.anchor for p in pairs]
@@ -451,10 +455,11 @@ def _group(skipped: Sequence[SkippedRow]) -> dict[str, list[int]]:
     return out
 
 
-def _load_embedder(model_id: str, device: str) -> Any:
+def _load_embedder(o: ComposeOptions) -> Any:
     from .modeling import ModelLoadError, load_embedder
 
     try:
-        return load_embedder(model_id, device=device)
+        return load_embedder(o.model_id or "", device=o.device, query_prompt=o.query_prompt,
+                             document_prompt=o.document_prompt)
     except ModelLoadError as e:
         raise ComposeError(str(e)) from e

@@ -26,6 +26,7 @@ from ..engine.crawler import (
     source_languages,
 )
 from ..engine.files import SaveError
+from ..engine.paths import PathRefused
 from .base import UI, note
 from .config_tab import save_config, validation_markdown, workspace_config
 from .context import SAMPLE_GLOSSARY, SAMPLE_PAIRS
@@ -286,12 +287,17 @@ class DataTab:
         ctx, tabs = self.ui.ctx, self.ui.tabs
         if not table_path:
             return {self.report: note(lang, "error", t(lang, "data.no_table"))}
-        if miner == "model" and (problem := ctx.refuse_path(model_id, "model_id")):
-            return {self.report: note(lang, "error", problem)}
+        if miner == "model":
+            try:  # the loader opens what the hosted check judged (beside the workspace, or a Hub id)
+                model_id = ctx.resolve(model_id, "model_id")
+            except PathRefused as e:
+                return {self.report: note(lang, "error", str(e))}
         out = ctx.data_dir / f"pairs-{_stamp()}.jsonl"
+        run_config = workspace_config(ctx)  # mining uses the prompts training will use
         options = ComposeOptions(anchor_column=anchor or None, positive_column=positive or None,
                                  hard_k=int(hard_k), miner=miner, model_id=model_id if miner == "model" else None,
-                                 eval_ratio=float(eval_ratio or 0))
+                                 query_prompt=run_config.data.query_prompt,
+                                 document_prompt=run_config.data.document_prompt, eval_ratio=float(eval_ratio or 0))
         loads_model = options.miner == "model" and options.hard_k > 0
 
         def on_progress(stage: str, done: int, total: int) -> None:
