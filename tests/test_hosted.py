@@ -214,3 +214,18 @@ def test_a_hosted_run_stays_its_owners_after_a_restart_and_only_they_delete_or_p
     assert "another visitor" in pushed[train.runs_message] and pushed[train.token] == ""
     train.delete("en", "alice", name, "")
     assert not config.run_dir.exists()
+
+
+def test_a_hosted_app_saves_the_config_but_serves_no_config_file(tmp_path):
+    from embedgui.ui.app import create_app
+
+    for hosted in (True, False):
+        demo = create_app(AppContext.create(tmp_path / f"ws-{hosted}", hosted=hosted))
+        cfg = demo.ui.tabs["config"]
+        values = ct.config_to_values(ct.workspace_config(demo.ui.ctx))
+        out = cfg.save("en", *values)
+        assert demo.ui.ctx.config_path.exists()  # saved either way
+        if hosted:
+            assert out[cfg.download] is None and "does not hand out config files" in out[cfg.validation]
+        else:
+            assert out[cfg.download] == str(demo.ui.ctx.config_path)

@@ -354,15 +354,20 @@ class ConfigTab:
 
         self.load_file.upload(load_file, [lang, self.load_file], [*self.fields, self.validation])
 
-        def save(lang: str, *values):
-            config, errors = validate(ctx, values)
-            if config is None:
-                return {self.download: None, self.validation: validation_markdown(lang, errors)}
-            save_config(ctx, config)
-            return {self.download: ctx.servable(ctx.config_path),
-                    self.validation: validation_markdown(lang, [], config)}
+        self.save_btn.click(self.save, [lang, *self.fields], [self.download, self.validation])
 
-        self.save_btn.click(save, [lang, *self.fields], [self.download, self.validation])
+    def save(self, lang: str, *values) -> dict:
+        """Save the form as the workspace config and offer it for download; a hosted app serves no config file (its
+        workspace is shared by its visitors), it only saves."""
+        ctx = self.ui.ctx
+        config, errors = validate(ctx, values)
+        if config is None:
+            return {self.download: None, self.validation: validation_markdown(lang, errors)}
+        save_config(ctx, config)
+        if ctx.hosted:
+            return {self.download: None,
+                    self.validation: validation_markdown(lang, [], config) + "\n\n" + t(lang, "config.saved_hosted")}
+        return {self.download: ctx.servable(ctx.config_path), self.validation: validation_markdown(lang, [], config)}
 
     def relabel(self, lang: str, *values) -> str:
         """The validation text in the new language (after the language switch)."""
