@@ -515,7 +515,7 @@ def test_after_compose_search_covers_the_held_out_texts_and_a_reload_shows_the_e
 def test_the_engines_common_sentences_read_in_korean_with_names_and_values_kept():
     from embedgui.engine.config import ConfigError
     from embedgui.engine.runner import OWNER_MESSAGE
-    from embedgui.ui.i18n import engine_text
+    from embedgui.ui.engine_text import engine_text
 
     errors: list[str] = []
     try:

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .files import new_lines
+
 
 @dataclass
 class TrainState:
@@ -274,18 +276,12 @@ class EventFile(QueueCallback):
 
 def read_events(path: str | os.PathLike, offset: int) -> tuple[list[tuple[str, dict, Any]], int]:
     """The complete event lines of an EventFile from byte `offset` on, and the offset after them."""
-    try:
-        with Path(path).open("rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return [], offset
-    end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+    lines, offset = new_lines(path, offset)
     events = []
-    for line in data[:end].splitlines():
+    for line in lines:
         try:
             event, state, payload = json.loads(line)
         except (ValueError, TypeError):
             continue
         events.append((event, state, payload))
-    return events, offset + end
+    return events, offset

@@ -112,3 +112,17 @@ def ensure_writable_file(path: str | os.PathLike, what: str = "the output file")
         raise SaveError(f"{what}: {path} is a folder; give a file name, e.g. {path / 'out.json'}.")
     ensure_writable_folder(path.parent if str(path.parent) else Path("."), what)
     return path
+
+
+def new_lines(path: str | os.PathLike, offset: int) -> tuple[list[str], int]:
+    """The complete lines written to a file since byte `offset` (a file another process appends to), and the
+    offset after them; a line still being written waits for the next read. A missing file has no lines yet."""
+    try:
+        with Path(path).open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    text = data[:end].decode("utf-8", errors="replace")
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()], offset + end

@@ -32,7 +32,7 @@ from .callbacks import Callback, QueueCallback, TimeLimit, TrainState, read_even
 from .config import Config, ConfigError
 from .data import find_pairs_path
 from .errors import USER_ERRORS
-from .files import atomic_write_text
+from .files import atomic_write_text, new_lines
 from .modeling import resolve_model_path
 from .runs import clear_error, load_history, record_error
 from .trainer import CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, Trainer
@@ -290,7 +290,7 @@ class Run:
                         q.put(("history", event_state, load_history(run_dir, up_to_step=event_state["step"])))
                     q.put((event, event_state, payload))
                     state = event_state
-                lines, log_offset = _new_lines(run_dir / PROCESS_LOG_NAME, log_offset)
+                lines, log_offset = new_lines(run_dir / PROCESS_LOG_NAME, log_offset)
                 for line in lines:
                     self._lines.append(line)
                     if line.startswith("error"):
@@ -389,19 +389,6 @@ def _launch_config(config: Config) -> dict[str, Any]:
                                                         roots=config.allowed_roots).resolve())
     data["output"]["save_dir"] = str(Path(config.output.save_dir).expanduser().resolve())
     return data
-
-
-def _new_lines(path: Path, offset: int) -> tuple[list[str], int]:
-    """Complete lines added to a text file since byte `offset`, and the offset after them."""
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return [], offset
-    end = data.rfind(b"\n") + 1
-    text = data[:end].decode("utf-8", errors="replace")
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()], offset + end
 
 
 def _tidy(run_dir: str, created: bool, failure: str | None, step: int) -> None:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import AppContext
-from .i18n import Texts, engine_text, t
+from .engine_text import engine_text
+from .i18n import Texts, t
 
 
 @dataclass

@@ -22,7 +22,8 @@ from ..engine.config import Config, ConfigError, config_from_dict, load_config
 from ..engine.paths import inside
 from .base import UI
 from .context import HOSTED_CAPS, SAMPLE_PAIRS, AppContext
-from .i18n import engine_text, field_info, field_label, t
+from .engine_text import engine_text
+from .i18n import field_info, field_label, t
 from .language import language_warning
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ does, so switching the language updates every registered component and nothing i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -493,59 +492,3 @@ class Texts:
             elif not has_text(key):
                 out.append(key)
         return out
-
-
-# -- the engine's sentences in Korean --------------------------------------------------------------------------------
-# The engine speaks English (the CLI, logs, tests read it); the app shows its most common sentences in Korean. Each
-# pattern keeps the field, value and path the English names, so nothing the user needs is lost; a sentence with no
-# pattern here stays English.
-_HINTS_KO = {
-    "use true or false": "true 또는 false를 쓰세요",
-    "give a whole number": "정수를 입력하세요",
-    "give a number": "숫자를 입력하세요",
-    "give a text string": "텍스트를 입력하세요",
-    "fix the path": "경로를 고치세요",
-}
-_ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
-    (re.compile(r"^(?P<f>[\w.]+): null is not allowed; give a (?P<k>.+?)\.$"),
-     lambda m: f"{m['f']}: 비워 둘 수 없습니다 ({m['k']})."),
-    (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) is not allowed; (?P<h>.+?)\.?$", re.S),
-     lambda m: f"{m['f']}: {m['v']} 값은 쓸 수 없습니다. {_HINTS_KO.get(m['h'], m['h'])}."),
-    (re.compile(r"^(?P<f>[\w.]+): unknown key; did you mean '(?P<k>[^']+)'\?$"),
-     lambda m: f"{m['f']}: 알 수 없는 키입니다. '{m['k']}'을(를) 뜻했나요?"),
-    (re.compile(r"^(?P<f>[\w.]+): unknown key; known keys are: (?P<k>.+)$"),
-     lambda m: f"{m['f']}: 알 수 없는 키입니다. 쓸 수 있는 키: {m['k']}"),
-    (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) is outside the app's folders; upload the file or pick one from the "
-                r"lists\.$"),
-     lambda m: f"{m['f']}: {m['v']}은(는) 앱의 폴더 밖에 있습니다. 파일을 올리거나 목록에서 고르세요."),
-    (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) is more than this shared app allows \((?P<c>\d+)\); lower it, or run "
-                r"embedgui on your own machine for larger jobs\.$"),
-     lambda m: f"{m['f']}: {m['v']}은(는) 이 공유 앱의 한도({m['c']})보다 큽니다. 줄이거나, 더 큰 작업은 자신의 "
-               "컴퓨터에서 embedgui를 실행하세요."),
-    (re.compile(r"^(?P<p>.+?): file not found; check (?P<f>[\w.]+)\.$"),
-     lambda m: f"{m['p']}: 파일이 없습니다. {m['f']}을(를) 확인하세요."),
-    (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) not found \(looked in (?P<w>.+)\); fix the path\.$"),
-     lambda m: f"{m['f']}: {m['v']}을(를) 찾지 못했습니다 (찾아본 곳: {m['w']}). 경로를 고치세요."),
-    (re.compile(r"^This run was started by another visitor; you can watch it, but only they can stop or resume it\.$"),
-     lambda m: "다른 방문자가 시작한 학습입니다. 지켜볼 수는 있지만 멈추거나 이어서 학습하는 것은 그 방문자만 할 수 "
-               "있습니다."),
-    (re.compile(r"^Another visitor's run is training; you can watch it, and start yours when it ends\.$"),
-     lambda m: "다른 방문자의 학습이 진행 중입니다. 지켜볼 수 있고, 끝나면 직접 시작할 수 있습니다."),
-    (re.compile(r"^dtype (?P<d>\w+) asked for$"), lambda m: f"설정의 dtype {m['d']}"),
-    (re.compile(r"^auto: this GPU supports bfloat16$"), lambda m: "auto: 이 GPU는 bfloat16을 지원합니다"),
-    (re.compile(r"^auto: GPU without bfloat16, float16 with a gradient scaler$"),
-     lambda m: "auto: bfloat16이 없는 GPU라 float16과 그래디언트 스케일러를 씁니다"),
-    (re.compile(r"^auto: Apple MPS runs float16$"), lambda m: "auto: Apple MPS는 float16으로 학습합니다"),
-    (re.compile(r"^A training run is already going; stop it first, or wait until it ends\.$"),
-     lambda m: "이미 학습이 진행 중입니다. 먼저 멈추거나 끝날 때까지 기다리세요."),
-]
-
-
-def engine_text(text: str, lang: str) -> str:
-    """An engine sentence in the page's language: Korean where a pattern above knows it, else as it is."""
-    if lang != "ko":
-        return text
-    for pattern, korean in _ENGINE_KO:
-        if m := pattern.match(text.strip()):
-            return korean(m)
-    return text

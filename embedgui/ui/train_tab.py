@@ -22,7 +22,8 @@ from ..engine.trainer import EVAL_SPLIT_NAME
 from .base import UI, note
 from .charts import training_figures
 from .config_tab import save_config, validate
-from .i18n import engine_text, t
+from .engine_text import engine_text
+from .i18n import t
 from .language import language_warning
 
 SPEED_WINDOW = 20  # log rows the ETA's speed is averaged over (one noisy step does not swing it)
