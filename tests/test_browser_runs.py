@@ -84,6 +84,11 @@ def walk(pg, workspace, tmp_path):
     first = run_folders(workspace)
     assert len(first) == 1 and first[0].name != "browser-run"  # a new folder named by time and model
     stopped_at = max(chart_steps(pg))
+    # What trained is what the form showed: the run's own config and summary, not only the page.
+    trained = json.loads((first[0] / "train_config.json").read_text())
+    assert trained["train"]["batch_size"] == 6 and trained["data"]["max_hard_negatives"] is None
+    summary = json.loads((first[0] / "metrics_summary.json").read_text())
+    assert summary["hard_negatives_per_row"]["limit"] is None and summary["precision"] == "float32"
 
     # 4. Resume: continues the same folder; the chart shows the whole run from step 1; the config never says resume.
     pg.locator("#train-resume").click()
