@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,7 @@ def cache_key(rows: list[Pair], k: int, embedder: Any) -> str:
 def mine_for_training(rows: list[Pair], k: int, embedder: Any, pairs_path: str | Path, *, write: bool = True,
                       batch_size: int = 64, stop: threading.Event | None = None) -> tuple[list[Pair], MiningInfo]:
     """The rows with up to k mined hard negatives each, from the cache beside pairs_path when it matches."""
-    import time
-
-    from .mining import mine_hard_negatives
+    from .mining import mine_hard_negatives  # numpy and BM25: only when mining
 
     start = time.perf_counter()
     path = Path(pairs_path)
