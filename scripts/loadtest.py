@@ -19,8 +19,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,52 +65,84 @@ def _speed(run, seconds: float) -> float:
     return (s1 - s0) / (t1 - t0)
 
 
+def _endpoints(http, url: str) -> dict[str, tuple[int, list[bool], bool]]:
+    """api_name -> (fn_index, which inputs are server-side state, queued), from /config as a browser reads it."""
+    config = http.get(url + "config").json()
+    kinds = {c["id"]: c.get("type") for c in config["components"]}
+    return {d["api_name"]: (d["id"], [kinds.get(i) == "state" for i in d["inputs"]], d.get("queue") is not False)
+            for d in config["dependencies"] if d.get("api_name")}
+
+
+async def _call(http, url: str, session: str, endpoint: tuple[int, list[bool], bool], values: list) -> None:
+    """One event as a browser page sends it: join the queue, then read the session's stream until it completes
+    (an event with queue=False is one plain request)."""
+    fn_index, is_state, queued = endpoint
+    it = iter(values)
+    data = [None if state else next(it) for state in is_state]  # state lives on the server, per session
+    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    if not queued:
+        answer = await http.post(url + "gradio_api/run/predict", json=body)
+        answer.raise_for_status()
+        return
+    joined = await http.post(url + "gradio_api/queue/join", json=body)
+    joined.raise_for_status()
+    event_id = joined.json()["event_id"]
+    async with http.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}) as stream:
+        async for line in stream.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            message = json.loads(line[5:])
+            if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
+                if not message.get("success", True):
+                    raise RuntimeError(str(message.get("output"))[:200])
+                return
+    raise RuntimeError("the stream ended before the event completed")
+
+
 def run_clients(url: str, n_clients: int, seconds: float, search_every: float, corpus: Path) -> dict:
-    """n_clients gradio_client sessions: each polls the Train tab's timer once a second and searches now and then."""
-    from gradio_client import Client
+    """n_clients browser-like sessions: each polls the Train tab's timer once a second and searches now and then.
+
+    They speak Gradio's own queue protocol (join, then the session's event stream) from one asyncio loop, as light
+    as the pages would be on visitors' machines: a gradio_client per visitor (20 threads polling every 50 ms) took
+    most of a core of the machine being measured.
+    """
+    import asyncio
+
+    import httpx
 
     queries = [t.split()[0] for t in corpus.read_text().splitlines()[:200]]
-    search_args = dict(k=5, model=None, base="sentence-transformers/all-MiniLM-L6-v2", corpus=str(corpus),
-                       column=None, dim="", api_name="/search")
-    stop = threading.Event()
+    with httpx.Client(timeout=30) as http:
+        endpoints = _endpoints(http, url)
     ticks: list[float] = []
     searches: list[float] = []
     errors: list[str] = []
-    lock = threading.Lock()
 
-    def client(n: int) -> None:
-        rng = random.Random(n)
-        try:
-            c = Client(url, verbose=False)
-        except Exception as e:  # noqa: BLE001 - the figure to report is "how many failed"
-            with lock:
-                errors.append(f"connect: {e}")
-            return
+    async def client(n: int, http, deadline: float) -> None:
+        rng, session = random.Random(n), uuid.uuid4().hex
         next_search = time.perf_counter() + rng.uniform(0, search_every)
-        while not stop.is_set():
+        while time.perf_counter() < deadline:
             started = time.perf_counter()
             try:
-                c.predict(False, None, api_name="/tick")
-                with lock:
-                    ticks.append(time.perf_counter() - started)
+                await _call(http, url, session, endpoints["tick"], [False, None])
+                ticks.append(time.perf_counter() - started)
                 if time.perf_counter() >= next_search:
                     t0 = time.perf_counter()
-                    c.predict(query=rng.choice(queries), **search_args)
-                    with lock:
-                        searches.append(time.perf_counter() - t0)
+                    await _call(http, url, session, endpoints["search"],
+                                [rng.choice(queries), 5, None, "sentence-transformers/all-MiniLM-L6-v2", str(corpus),
+                                 None, ""])
+                    searches.append(time.perf_counter() - t0)
                     next_search = time.perf_counter() + search_every
-            except Exception as e:  # noqa: BLE001
-                with lock:
-                    errors.append(f"{type(e).__name__}: {e}")
-            stop.wait(max(0.0, 1.0 - (time.perf_counter() - started)))  # one poll a second, as the page's timer
+            except Exception as e:  # noqa: BLE001 - the figure to report is "how many failed"
+                errors.append(f"{type(e).__name__}: {e}")
+            await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - started)))  # one poll a second, as the timer
 
-    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(n_clients)]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join(30)
+    async def all_clients() -> None:
+        limits = httpx.Limits(max_connections=4 * n_clients, max_keepalive_connections=2 * n_clients)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+            deadline = time.perf_counter() + seconds
+            await asyncio.gather(*(client(n, http, deadline) for n in range(n_clients)))
+
+    asyncio.run(all_clients())
     return {"ticks": ticks, "searches": searches, "errors": errors}
 
 
@@ -129,7 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
                                      args.corpus_file)))
         return {}
 
-    from gradio_client import Client
+    import asyncio
+
+    import httpx
 
     from embedgui.engine.config import config_from_dict
     from embedgui.ui.app import create_app, launch_kwargs
@@ -145,10 +179,16 @@ def main(argv: list[str] | None = None) -> dict:
     demo.queue(default_concurrency_limit=4).launch(server_name="127.0.0.1", server_port=port,
                                                     prevent_thread_lock=True, quiet=True, **launch_kwargs(ctx))
     url = f"http://127.0.0.1:{port}/"
-    search_args = dict(k=5, model=None, base="sentence-transformers/all-MiniLM-L6-v2", corpus=str(corpus),
-                       column=None, dim="", api_name="/search")
     # the first search builds and caches the index; the load measures queries, as users repeat them
-    Client(url, verbose=False).predict(query="warm up", **search_args)
+    with httpx.Client(timeout=30) as http:
+        search = _endpoints(http, url)["search"]
+
+    async def warm_up() -> None:
+        async with httpx.AsyncClient(timeout=600) as http:
+            await _call(http, url, uuid.uuid4().hex, search,
+                        ["warm up", 5, None, "sentence-transformers/all-MiniLM-L6-v2", str(corpus), None, ""])
+
+    asyncio.run(warm_up())
 
     config = config_from_dict({
         "train": {"batch_size": 16, "max_length": 64, "steps_per_epoch": 100000, "log_every": 1},

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import time
 
 import pytest
 import torch
@@ -90,3 +92,51 @@ def test_resume_keeps_the_snapshot_precision_unless_the_device_changed(caplog):
     caplog.clear()
     asked = device.precision_for_resume("float32", cpu, "bfloat16", "cpu")
     assert asked.name == "float32" and "dtype float32 is set" in caplog.text
+
+
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.mark.skipif(not device.Path("/proc/stat").exists(), reason="the governor reads Linux's /proc/stat")
+def test_thread_governor_gives_cores_to_other_processes_and_takes_them_back():
+    """Other processes busy on every core: one thread (two would stall each other's operators); quiet: all again."""
+    device.configure_threads()
+    governor = device.ThreadGovernor(every=0.5)
+    if not governor.enabled:
+        pytest.skip(f"one usable core, a CPU quota or OMP_NUM_THREADS here: {device.configure_threads()}")
+    full = device._full_threads
+    before = torch.get_num_threads()
+    ctx = multiprocessing.get_context("spawn")
+    hogs = [ctx.Process(target=_spin, args=(8.0,), daemon=True) for _ in range(len(governor.cpus))]
+    try:
+        for p in hogs:
+            p.start()
+        time.sleep(1.0)
+        governor.update()  # the window since creation: the hogs were starting; judge a clean one next
+        time.sleep(1.0)
+        change = governor.update()
+        assert torch.get_num_threads() == 1, change
+        for p in hogs:
+            p.terminate()
+            p.join()
+        time.sleep(1.0)
+        governor.update()
+        time.sleep(1.0)
+        governor.update()
+        assert torch.get_num_threads() == full
+    finally:
+        for p in hogs:
+            p.kill()
+        torch.set_num_threads(before)
+
+
+def test_side_work_beside_a_training_run_uses_one_thread_and_gives_it_back():
+    before = torch.get_num_threads()
+    with device.side_threads(busy=True):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with device.side_threads(busy=False):
+        assert torch.get_num_threads() == before

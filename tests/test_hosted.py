@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -178,7 +179,8 @@ def test_a_run_over_its_time_limit_stops_saved(tmp_path, tiny_bert, monkeypatch)
     config.data.pairs_path = str(pairs)
     config.train.batch_size, config.train.steps_per_epoch, config.train.log_every = 4, 50, 1
     config.output.save_dir, config.output.save_name = str(tmp_path / "runs"), "limited"
-    run = Run(max_minutes=1.5)  # three readings: begin, step 1 (30 s), step 2 (60 s), step 3 (90 s) -> stop
+    # a fake clock in this process; three readings: begin, step 1 (30 s), step 2 (60 s), step 3 (90 s) -> stop
+    run = Run(max_minutes=1.5, in_process=True)
     run.start(config)
     assert run.wait(120)
     snap = run.snapshot()
@@ -229,3 +231,27 @@ def test_a_hosted_app_saves_the_config_but_serves_no_config_file(tmp_path):
             assert out[cfg.download] is None and "does not hand out config files" in out[cfg.validation]
         else:
             assert out[cfg.download] == str(demo.ui.ctx.config_path)
+
+
+def test_the_time_limit_holds_for_a_run_in_its_own_process_and_counts_every_start(tmp_path, tiny_bert):
+    """The app trains in a child process: the cap goes with it, and the seconds used are kept for a resume."""
+    from embedgui.engine.runner import HOSTED_NAME, Run
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(f'{{"anchor": "term {i}", "positive": "definition of word {i}"}}\n' for i in range(16)))
+    config = Config(model_id=str(tiny_bert), device="cpu", dtype="float32")
+    config.data.pairs_path = str(pairs)
+    config.train.batch_size, config.train.steps_per_epoch, config.train.log_every = 4, 100000, 1
+    config.output.save_dir, config.output.save_name = str(tmp_path / "runs"), "limited"
+    run = Run(single_user=False, max_minutes=0.02)  # 1.2 s of training, far fewer than the steps asked for
+    run.start(config, owner="visitor")
+    assert run.wait(180)
+    snap = run.snapshot()
+    assert snap.status == "stopped" and 0 < snap.step < 100000, (snap.status, snap.step, snap.message)
+    assert "limit of this app was reached" in snap.message
+    used = json.loads((tmp_path / "runs" / "limited" / HOSTED_NAME).read_text())["seconds"]
+    assert used >= 1.2
+    run.start(config, resume=True, owner="visitor")  # the minutes are spent: one more step at most, then saved
+    assert run.wait(180)
+    again = run.snapshot()
+    assert again.status == "stopped" and again.step <= snap.step + 1, (again.step, snap.step, again.message)

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from ..engine.callbacks import Callback, EventFile, StopFile, TrainState
+from ..engine.callbacks import Callback, EventFile, TimeLimit, TrainState, watch_stop_file
 from ..engine.config import load_config
 from ..engine.distributed import env_world
 from ..engine.runner import USER_ERRORS
@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-bar", action="store_true", help="log lines but no progress bar (for a log file)")
     parser.add_argument("--stop-file", help="stop cleanly (with a snapshot) when this file appears")
     parser.add_argument("--events", help="append the run's events as JSON lines to this file (the app follows it)")
+    # a hosted app's cap on one run's training time, counting earlier starts of the run (the app passes them)
+    parser.add_argument("--time-limit", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--time-used", type=float, default=0.0, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_interrupt)
     callbacks: list[Callback] = [] if quiet or args.no_bar else [ProgressBar()]
     if args.stop_file:
-        callbacks.append(StopFile(args.stop_file))
+        watch_stop_file(args.stop_file, stop)  # every process watches; the loop agrees on the stop across ranks
+    if args.time_limit:
+        callbacks.append(TimeLimit(args.time_limit, args.time_used))
     try:
         if args.events and main:
             callbacks.append(EventFile(args.events))

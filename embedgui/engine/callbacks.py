@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .device import ThreadGovernor
 from .files import new_lines
 
 
@@ -250,15 +253,33 @@ class EarlyStopping(Callback):
             self.control.stop(f"{self.metric} has not improved on {self.best:.4f} for {self.waited} evaluations")
 
 
-class StopFile(Callback):
-    """Stops a run when a file appears (the app's Stop for a run in other processes, e.g. under torchrun)."""
+class CpuThreads(Callback):
+    """A CPU run keeps torch's threads at the cores other processes leave free (device.ThreadGovernor)."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+    def __init__(self, every: float = 5.0):
+        self.governor = ThreadGovernor(every)
 
     def on_step_end(self, state: TrainState) -> None:
-        if self.path.exists():
-            self.control.stop("stop was asked")
+        change = self.governor.update()
+        if change:
+            logging.getLogger("embedgui").info("%s", change)
+
+
+def watch_stop_file(path: str | os.PathLike, stop: threading.Event, every: float = 0.2) -> threading.Thread:
+    """Sets `stop` when `path` appears: the app's Stop for a run in another process. Watched from the start, so a Stop
+    while the model loads ends the run before its first step, as Stop does for a run in a thread."""
+    target = Path(path)
+
+    def watch() -> None:
+        while not stop.is_set():
+            if target.exists():
+                stop.set()
+                return
+            time.sleep(every)
+
+    thread = threading.Thread(target=watch, name="embedgui-stop-file", daemon=True)
+    thread.start()
+    return thread
 
 
 class EventFile(QueueCallback):

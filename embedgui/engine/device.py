@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -10,6 +11,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _threads: str | None = None  # what configure_threads decided in this process
+_full_threads: int | None = None  # the most threads worth using here (usable cores, at most torch's default)
 
 
 def usable_cores() -> int:
@@ -104,7 +107,7 @@ def configure_threads() -> str:
     pool is capped the same way. OMP_NUM_THREADS or MKL_NUM_THREADS set by the user: nothing is changed.
     Decided once per process (the inter-op pool cannot change later).
     """
-    global _threads
+    global _threads, _full_threads
     if _threads is not None:
         return _threads
     user = [v for v in THREAD_VARS if os.environ.get(v)]
@@ -113,7 +116,7 @@ def configure_threads() -> str:
         return _threads
     cores, busy = usable_cores(), _busy_cores()
     free = max(1, cores - busy)
-    full = min(cores, torch.get_num_threads())
+    full = _full_threads = min(cores, torch.get_num_threads())
     if free < full:  # the load average lags (it still counts a process that just ended): measure both counts
         free = _faster_thread_count(full, free)
     if torch.get_num_threads() > free:
@@ -126,6 +129,87 @@ def configure_threads() -> str:
     _threads = f"{torch.get_num_threads()} torch threads for {cores} usable core(s), {busy} busy elsewhere"
     log.debug(_threads)
     return _threads
+
+
+def _cpu_seconds(cpus: set[int]) -> float | None:
+    """Busy seconds of these CPUs since boot, all processes together (Linux /proc/stat); None elsewhere."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    busy = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+            busy += user + nice + system + irq + softirq + steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class ThreadGovernor:
+    """Keeps torch's CPU threads at the cores other processes leave free, judged again every few seconds.
+
+    configure_threads decides once, at the start. But a machine gets busy later: a web app serving visitors, a
+    browser, a second job. Every parallel operator then waits for its slowest thread, and that thread waits for
+    the scheduler. scripts/loadtest.py measured a 2-core machine with two threads while twenty visitors used the
+    app: one step took 10 s, not 0.35 s. With one thread it kept 97% of its speed. So while a run trains on the
+    CPU, `update()` measures how much CPU the other processes used since the last look: the busy time of this
+    process's CPUs minus this process's own. It keeps the cores they leave free, never more than the full count.
+    It runs on Linux, where /proc/stat gives that time, and does nothing when a CPU quota hides how many cores are
+    really ours, or when OMP_NUM_THREADS / MKL_NUM_THREADS were set by the user.
+    """
+
+    def __init__(self, every: float = 5.0):
+        self.every = every
+        try:
+            self.cpus = set(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            self.cpus = set()
+        user_set = any(os.environ.get(v) for v in THREAD_VARS)
+        self.enabled = (not user_set and _full_threads is not None and _full_threads > 1
+                        and len(self.cpus) == usable_cores() and _cpu_seconds(self.cpus) is not None)
+        self._last = self._reading() if self.enabled else None
+
+    def _reading(self) -> tuple[float, float, float]:
+        own = os.times()
+        return time.perf_counter(), _cpu_seconds(self.cpus) or 0.0, own.user + own.system
+
+    def update(self) -> str | None:
+        """Adjusts the thread count if it is time to look again; the change in words, or None."""
+        if not self.enabled or self._last is None:
+            return None
+        now = self._reading()
+        wall = now[0] - self._last[0]
+        if wall < self.every:
+            return None
+        others = max(0.0, (now[1] - self._last[1]) - (now[2] - self._last[2])) / wall  # cores busy elsewhere
+        self._last = now
+        # A core counts as taken from about a third busy: sharing it stalls every operator more than it gives.
+        want = max(1, min(_full_threads or 1, math.floor(len(self.cpus) - others + 0.3)))
+        have = torch.get_num_threads()
+        if want == have:
+            return None
+        torch.set_num_threads(want)
+        return (f"CPU threads {have} -> {want}: other processes keep {others:.1f} of {len(self.cpus)} cores busy")
+
+
+@contextlib.contextmanager
+def side_threads(busy: bool) -> Iterator[None]:
+    """Work beside a training run (search, evaluation, mining in the app): one CPU thread while `busy`.
+
+    The run, in its own process, keeps the other cores; a second multithreaded job on them would stall every
+    parallel operator of both (ThreadGovernor). torch's thread count is per calling thread here (OpenMP), so the
+    handler's thread is set and put back; other threads are left alone.
+    """
+    if not busy:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _mps_available() -> bool:

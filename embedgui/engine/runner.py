@@ -1,7 +1,10 @@
-"""Run: owns the background training thread of a process; the GUI polls snapshot() and never blocks on training.
+"""Run: owns the background training of a process; the GUI polls snapshot() and never blocks on training.
 
-One run at a time per process. With more than one GPU the thread does not train itself: it starts torchrun with one
-training process per GPU and follows rank 0's events (the ones a training thread reports) and log. The state lives
+One run at a time per process. The run trains in a child process (`python -m embedgui train`, or torchrun with one
+process per GPU when there are several) that a follower thread here watches: rank 0's events (the ones a training
+thread would report) and its log. A child has its own interpreter lock and its own CPU threads, so a busy web
+server never stalls a step (scripts/loadtest.py measured it; docs/reliability.md), and its memory is all given back
+when it ends. Run(in_process=True) trains in a thread of this process instead (tests with fakes). The state lives
 here, not in a browser page, so a reloaded page or a second tab shows the same run. In hosted mode
 (single_user=False) a run belongs to the browser session that started it: others can watch it, only the owner can
 stop or resume it.
@@ -113,11 +116,12 @@ class Run:
     """start(config) / stop() / snapshot(); thread-safe."""
 
     def __init__(self, max_log_lines: int = 200, single_user: bool = True, max_minutes: float | None = None,
-                 processes: int | None = None):
+                 processes: int | None = None, in_process: bool = False):
         self._lock = threading.Lock()
-        # Training processes per run: None = one per GPU when there are several (torchrun), else this process's
-        # own thread. A hosted app always trains in its own thread (its caps and owners live here).
+        # Training processes per run: None = one per GPU when there are several (torchrun), else one. A hosted app
+        # always trains in one (its caps and owners live here).
         self.processes = processes
+        self.in_process = in_process  # train in a thread of this process (tests that replace parts of the trainer)
         self.max_minutes = max_minutes  # a hosted app's cap on one run's training time (None = no cap)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -206,10 +210,10 @@ class Run:
     def _processes_for(self, config: Config) -> int:
         if self.processes is not None:
             return max(1, self.processes)
-        if not self.single_user:  # a hosted app's caps and owners live in this process
+        if not self.single_user:  # a hosted app's caps and owners live in this process: one GPU at most
             return 1
         forced = os.environ.get("EMBEDGUI_PROCESSES", "").strip()
-        if forced.isdigit() and int(forced) > 0:  # 1: always the in-process thread, even with several GPUs
+        if forced.isdigit() and int(forced) > 0:  # 1: one training process, even with several GPUs
             return int(forced)
         if config.device not in ("auto", "cuda"):
             return 1
@@ -228,7 +232,7 @@ class Run:
         try:
             with contextlib.suppress(OSError):
                 clear_error(run_dir)
-            if processes > 1:
+            if processes > 1 or not self.in_process:
                 state, failure = self._train_in_processes(config, processes, stop, q)
             else:
                 callbacks: list[Callback] = [QueueCallback(q)]
@@ -263,47 +267,64 @@ class Run:
 
     def _train_in_processes(self, config: Config, processes: int, stop: threading.Event,
                             q: queue.Queue) -> tuple[dict[str, Any], str | None]:
-        """torchrun with one process per GPU, followed until it ends: (rank 0's last state, failure or None)."""
+        """`python -m embedgui train` (torchrun with one process per GPU when processes > 1), followed until it
+        ends: (rank 0's last state, failure or None)."""
         run_dir = Path(config.run_dir).resolve()
+        launch_data = _launch_config(config)  # paths resolved (and checked) here, before a process starts
         run_dir.mkdir(parents=True, exist_ok=True)
         launch, events, stop_file = run_dir / LAUNCH_NAME, run_dir / EVENTS_NAME, run_dir / STOP_NAME
         stop_file.unlink(missing_ok=True)
         events.unlink(missing_ok=True)  # a previous start's events are not this one's
-        atomic_write_text(launch, json.dumps(_launch_config(config), indent=2, ensure_ascii=False) + "\n")
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-                   "-m", "embedgui", "train", "--config", str(launch), "--no-bar", "--events", str(events),
-                   "--stop-file", str(stop_file)] + (["--resume"] if config.train.resume else [])
+        atomic_write_text(launch, json.dumps(launch_data, indent=2, ensure_ascii=False) + "\n")
+        launcher = [sys.executable, "-m", "embedgui"] if processes == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            "-m", "embedgui"]
+        command = launcher + ["train", "--config", str(launch), "--no-bar", "--events", str(events), "--stop-file",
+                              str(stop_file)] + (["--resume"] if config.train.resume else [])
+        used = _hosted_record(run_dir).get("seconds", 0.0) if self.max_minutes else 0.0
+        if self.max_minutes:  # the cap counts every start of this run, so resuming does not reset it
+            command += ["--time-limit", f"{self.max_minutes:g}", "--time-used", f"{used:.1f}"]
         package_root = str(Path(__file__).resolve().parents[2])  # embedgui importable whatever the cwd
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        logging.getLogger("embedgui").info("Training on %d processes: %s", processes, " ".join(command))
+        if processes > 1:
+            logging.getLogger("embedgui").info("Training on %d processes: %s", processes, " ".join(command))
         state: dict[str, Any] = {}
-        offset, log_offset, last_line = 0, 0, ""
-        with (run_dir / PROCESS_LOG_NAME).open("wb") as out:
+        log_path = run_dir / PROCESS_LOG_NAME
+        offset, log_offset, last_line, began = 0, log_path.stat().st_size if log_path.exists() else 0, "", None
+        with log_path.open("ab") as out:  # a resumed run's log goes on from where it was
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-            while True:
-                ended = proc.poll() is not None
-                if stop.is_set() and not stop_file.exists():
-                    stop_file.touch()  # rank 0 sees it after its step; every process stops at that step
-                found, offset = read_events(events, offset)
-                for event, event_state, payload in found:
-                    if event == "begin" and config.train.resume:  # the charts start at step 1, as in a thread
-                        q.put(("history", event_state, load_history(run_dir, up_to_step=event_state["step"])))
-                    q.put((event, event_state, payload))
-                    state = event_state
-                lines, log_offset = new_lines(run_dir / PROCESS_LOG_NAME, log_offset)
-                for line in lines:
-                    self._lines.append(line)
-                    if line.startswith("error"):
-                        last_line = line
-                if ended:
-                    break
-                time.sleep(0.5)
+            try:
+                while True:
+                    ended = proc.poll() is not None
+                    if stop.is_set() and not stop_file.exists():
+                        stop_file.touch()  # rank 0 sees it after its step; every process stops at that step
+                    found, offset = read_events(events, offset)
+                    for event, event_state, payload in found:
+                        if event == "begin":
+                            began = time.monotonic()
+                            if config.train.resume:  # the charts start at step 1, as in a thread
+                                q.put(("history", event_state, load_history(run_dir, up_to_step=event_state["step"])))
+                        q.put((event, event_state, payload))
+                        state = event_state
+                    lines, log_offset = new_lines(log_path, log_offset)
+                    for line in lines:
+                        self._lines.append(line)
+                        if line.startswith("error"):
+                            last_line = line
+                    if ended:
+                        break
+                    time.sleep(0.5)
+            finally:
+                if proc.poll() is None:  # this process is going down: the run stops saved, not orphaned
+                    stop_file.touch()
+                if self.max_minutes and began is not None:
+                    _write_hosted_record(run_dir, seconds=used + time.monotonic() - began)
         stop_file.unlink(missing_ok=True)
         if proc.returncode == 0:
             return state, None
         failure = last_line.split(": ", 1)[-1] if last_line else (
-            f"The training processes ended with exit code {proc.returncode}; {run_dir / PROCESS_LOG_NAME} has "
-            "what they printed.")
+            f"The training process ended with exit code {proc.returncode}; {run_dir / PROCESS_LOG_NAME} has "
+            "what it printed.")
         return state, failure
 
     def snapshot(self) -> RunSnapshot:

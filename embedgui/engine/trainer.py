@@ -27,6 +27,7 @@ from . import distributed
 from .callbacks import (
     PHASES,
     Callback,
+    CpuThreads,
     EarlyStopping,
     JsonlCallback,
     TimeBudget,
@@ -238,6 +239,8 @@ class Trainer:
             else:
                 log.warning("train.early_stopping_patience has no effect: it needs eval data (data.eval_path or "
                             "data.eval_split) and train.eval_every.")
+        if device.type == "cpu" and not any(isinstance(cb, CpuThreads) for cb in self.callbacks):
+            self.callbacks.append(CpuThreads())  # the machine may get busy later: threads follow the free cores
         if c.output.save_metrics and world.is_main and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
             self.callbacks.append(JsonlCallback(job.metrics_path))
         # The collator cuts texts at the model's real limit (train.max_length capped to its position table).

@@ -25,6 +25,7 @@ from ..engine.crawler import (
     resolve_sources,
     source_languages,
 )
+from ..engine.device import side_threads
 from ..engine.files import SaveError
 from ..engine.paths import PathRefused
 from .base import UI, note
@@ -311,7 +312,8 @@ class DataTab:
         if stop is None:
             return {self.report: note(lang, "busy", t(lang, "data.compose_busy"))}
         try:
-            report = compose(table_path, out, options=options, on_progress=on_progress, stop=stop)
+            with side_threads(ctx.run.active and loads_model):  # a run training beside it keeps the other cores
+                report = compose(table_path, out, options=options, on_progress=on_progress, stop=stop)
         except ComposeStopped:
             return {self.report: note(lang, "warning", t(lang, "data.compose_stopped"))}
         except (ComposeError, OSError, ValueError) as e:

@@ -12,6 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from ..engine import runs
+from ..engine.device import side_threads
 from ..engine.errors import USER_ERRORS
 from ..engine.evaluate import compare, evaluate_model
 from ..engine.paths import PathRefused
@@ -136,7 +137,8 @@ class EvalTab:
                                       (("model", model), ("base", base), ("pairs", pairs)))
             except PathRefused as e:
                 return {self.message: note(lang, "error", str(e))}
-            table, figure, message = evaluate_rows(model, base, pairs, lang)
+            with side_threads(ctx.run.active):  # a run training beside it keeps the other cores
+                table, figure, message = evaluate_rows(model, base, pairs, lang)
             return {self.table: table, self.chart: figure, self.message: message}
 
         self.run_btn.click(evaluate, [self.model, self.base, self.pairs, lang], [self.table, self.chart, self.message])

@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from ..engine.device import side_threads
 from ..engine.errors import USER_ERRORS
 from ..engine.files import atomic_write_text
 from ..engine.modeling import load_embedder
@@ -202,7 +203,8 @@ class SearchTab:
                                        (("model", model), ("base", base), ("corpus", corpus)))
             except PathRefused as e:
                 return {self.message: note(lang, "error", str(e))}
-            a, b, message = search_tables(self.cache, query, k, model, base, corpus, column, lang, dim)
+            with side_threads(ctx.run.active):  # a run training beside it keeps the other cores
+                a, b, message = search_tables(self.cache, query, k, model, base, corpus, column, lang, dim)
             return {self.tuned_table: a, self.base_table: b, self.message: message}
 
         self.run_btn.click(search, inputs, outputs)
