@@ -118,18 +118,18 @@ def run_clients(url: str, n_clients: int, seconds: float, search_every: float, c
     errors: list[str] = []
 
     async def client(n: int, http, deadline: float) -> None:
-        rng, session = random.Random(n), uuid.uuid4().hex
+        rng, session, owner = random.Random(n), uuid.uuid4().hex, uuid.uuid4().hex  # owner: the browser's id
         next_search = time.perf_counter() + rng.uniform(0, search_every)
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             try:
-                await _call(http, url, session, endpoints["tick"], [False, None])
+                await _call(http, url, session, endpoints["tick"], [False, None, owner])
                 ticks.append(time.perf_counter() - started)
                 if time.perf_counter() >= next_search:
                     t0 = time.perf_counter()
                     await _call(http, url, session, endpoints["search"],
                                 [rng.choice(queries), 5, None, "sentence-transformers/all-MiniLM-L6-v2", str(corpus),
-                                 None, ""])
+                                 None, "", owner])
                     searches.append(time.perf_counter() - t0)
                     next_search = time.perf_counter() + search_every
             except Exception as e:  # noqa: BLE001 - the figure to report is "how many failed"
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     async def warm_up() -> None:
         async with httpx.AsyncClient(timeout=600) as http:
             await _call(http, url, uuid.uuid4().hex, search,
-                        ["warm up", 5, None, "sentence-transformers/all-MiniLM-L6-v2", str(corpus), None, ""])
+                        ["warm up", 5, None, "sentence-transformers/all-MiniLM-L6-v2", str(corpus), None, "", ""])
 
     asyncio.run(warm_up())
 

@@ -195,25 +195,27 @@ def test_a_run_over_its_time_limit_stops_saved(tmp_path, tiny_bert, monkeypatch)
 
 
 def test_a_hosted_run_stays_its_owners_after_a_restart_and_only_they_delete_or_publish_it(tmp_path):
+    from embedgui.engine import runner
     from embedgui.engine.runs import new_run_name
     from embedgui.ui.app import create_app
 
     demo = create_app(AppContext.create(tmp_path / "ws", hosted=True))
-    train, ctx = demo.ui.tabs["train"], demo.ui.ctx
+    train, alice = demo.ui.tabs["train"], demo.ui.ctx.visitor("alice")
     config = Config()
-    config.output.save_dir = str(ctx.runs_dir)
-    config.output.save_name = new_run_name(config, ctx.runs_dir)
-    from embedgui.engine import runner
-
+    config.output.save_dir = str(alice.runs_dir)
+    config.output.save_name = new_run_name(config, alice.runs_dir)
     runner._write_hosted_record(config.run_dir, owner=runner._owner_hash("alice"), seconds=0.0)
     config.save(config.run_dir / "train_config.json")
     restarted = AppContext.create(tmp_path / "ws", hosted=True)  # a new process: nothing in memory
     assert restarted.run.can_control("alice", config.run_dir) and not restarted.run.can_control("bob", config.run_dir)
     name = config.output.save_name
+    # Bob's page has its own runs folder: Alice's run is not in his list, and naming it reaches nothing
+    assert name not in train.list_updates("en", owner="bob")[train.pick]["choices"]
+    assert name in train.list_updates("en", owner="alice")[train.pick]["choices"]
     refused = train.delete("en", "bob", name, "")
-    assert "another visitor" in refused[train.runs_message] and config.run_dir.exists()
+    assert "not a run folder" in refused[train.runs_message] and config.run_dir.exists()
     pushed = train.push("en", "bob", name, "bob/stolen", True, "hf_token")
-    assert "another visitor" in pushed[train.runs_message] and pushed[train.token] == ""
+    assert "not a run folder" in pushed[train.runs_message] and pushed[train.token] == ""
     train.delete("en", "alice", name, "")
     assert not config.run_dir.exists()
 
@@ -223,14 +225,52 @@ def test_a_hosted_app_saves_the_config_but_serves_no_config_file(tmp_path):
 
     for hosted in (True, False):
         demo = create_app(AppContext.create(tmp_path / f"ws-{hosted}", hosted=hosted))
-        cfg = demo.ui.tabs["config"]
-        values = ct.config_to_values(ct.workspace_config(demo.ui.ctx))
-        out = cfg.save("en", *values)
-        assert demo.ui.ctx.config_path.exists()  # saved either way
+        cfg, ctx = demo.ui.tabs["config"], demo.ui.ctx.visitor("alice")
+        values = ct.config_to_values(ct.workspace_config(ctx))
+        out = cfg.save("en", "alice", *values)
+        assert ctx.config_path.exists()  # saved either way
         if hosted:
-            assert out[cfg.download] is None and "does not hand out config files" in out[cfg.validation]
+            assert out[cfg.download] is None and "hands out no config files" in out[cfg.validation]
         else:
-            assert out[cfg.download] == str(demo.ui.ctx.config_path)
+            assert out[cfg.download] == str(ctx.config_path)
+
+
+def test_each_visitor_of_a_hosted_app_has_a_workspace_no_other_visitor_can_read(tmp_path):
+    """Alice's upload, saved config and data: Bob's page does not show them, and naming them is refused."""
+    from embedgui.ui.app import create_app
+
+    demo = create_app(AppContext.create(tmp_path / "ws", hosted=True))
+    tabs, root = demo.ui.tabs, demo.ui.ctx
+    data, cfg, search = tabs["data"], tabs["config"], tabs["search"]
+    upload = tmp_path / "alice-secret.csv"
+    upload.write_text("term,definition\nalpha,Alice's private note one\nbeta,Alice's private note two\n")
+    shown = data.accept_upload(str(upload), "en", "alice")
+    alice_copy = Path(shown[data.table_path])
+    alice = root.visitor("alice")
+    assert alice_copy.parent == alice.data_dir and alice.workspace.parent.name == "visitors"
+    values = ct.config_to_values(ct.workspace_config(alice))
+    paths = [spec.path for spec in ct.field_specs()]
+    values[paths.index("data.pairs_path")] = str(alice_copy)
+    cfg.save("en", "alice", *values)
+
+    bob = root.visitor("bob")
+    assert bob.workspace != alice.workspace and not bob.config_path.exists()
+    # Bob's page load shows the first-time config, not Alice's data
+    loaded = cfg.on_load("en", "bob")
+    assert loaded[cfg.field("data.pairs_path")] != str(alice_copy)
+    # naming Alice's file, by its full path or by a way out of Bob's folder, is refused everywhere
+    sneaky = f"../{alice.workspace.name}/data/{alice_copy.name}"
+    for path in (str(alice_copy), sneaky):
+        bob_values = list(values)
+        bob_values[paths.index("data.pairs_path")] = path
+        config, errors = ct.validate(bob, bob_values)
+        assert config is None and any(e.startswith("data.pairs_path") for e in errors), errors
+        assert bob.refuse_path(path, "corpus") and bob.refuse_path(path, "pairs")  # the Search and Evaluate tabs
+    # the corpus Bob's Search tab offers is his own data, never Alice's
+    assert str(alice.workspace) not in search.default_corpus(None, "bob")
+    # Alice herself may use it
+    assert alice.refuse_path(str(alice_copy), "corpus") is None
+
 
 
 def test_the_time_limit_holds_for_a_run_in_its_own_process_and_counts_every_start(tmp_path, tiny_bert):

@@ -7,12 +7,13 @@ switch walks.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import gradio as gr
 
 from .base import UI
-from .config_tab import ConfigTab, workspace_config
+from .config_tab import ConfigTab, default_config, workspace_config
 from .context import SAMPLE_PAIRS, AppContext
 from .data_tab import DataTab
 from .eval_tab import EvalTab
@@ -33,8 +34,9 @@ def _title(lang: str) -> str:
 
 
 def create_app(ctx: AppContext) -> gr.Blocks:
-    initial = workspace_config(ctx)
-    models = ctx.trained_models()
+    # a hosted app's page starts from the first-time config; the page load fills in the visitor's own
+    initial = default_config(ctx) if ctx.hosted else workspace_config(ctx)
+    models = [] if ctx.hosted else ctx.trained_models()
     pairs = initial.data.pairs_path or str(SAMPLE_PAIRS)
     texts = Texts("en")
     with gr.Blocks(title="embedgui") as demo:
@@ -61,8 +63,9 @@ def create_app(ctx: AppContext) -> gr.Blocks:
 
         # -- a page (re)load shows the current state: the saved config, the data in use, the runs, the run -------
         def on_load(lang: str, owner: str, pairs_now: str) -> dict:
-            out = {**cfg.on_load(lang), **data.on_load(), **train.on_load(lang, owner)}
-            out.update(ev.refresh_models(pairs_now, from_config=True))
+            owner = owner or uuid.uuid4().hex  # a browser's first visit: the id it keeps (its workspace, its runs)
+            out = {**cfg.on_load(lang, owner), **data.on_load(owner), **train.on_load(lang, owner)}
+            out.update(ev.refresh_models(pairs_now, owner, from_config=True))
             return out
 
         load_outputs = [*cfg.fields, cfg.validation, data.current, train.owner, *train.list_targets,
@@ -70,12 +73,12 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         demo.load(on_load, [ui.lang, train.owner, ev.pairs], list(dict.fromkeys(load_outputs)))
 
         # -- language switch: every registered component follows ----------------------------------------------
-        def switch(choice: str, *values) -> dict:
+        def switch(choice: str, owner: str, *values) -> dict:
             lang = LANGUAGES[choice]
-            return {ui.lang: lang, **texts.updates(lang), cfg.validation: cfg.relabel(lang, *values)}
+            return {ui.lang: lang, **texts.updates(lang), cfg.validation: cfg.relabel(lang, owner, *values)}
 
         components = [c for c in texts.components]
-        lang_radio.change(switch, [lang_radio, *cfg.fields], [ui.lang, *components, cfg.validation])
+        lang_radio.change(switch, [lang_radio, train.owner, *cfg.fields], [ui.lang, *components, cfg.validation])
     demo.ui = ui  # tests read the registry
     return demo
 

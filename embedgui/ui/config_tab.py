@@ -329,38 +329,40 @@ class ConfigTab:
     def form_updates(self, config: Config) -> dict:
         return dict(zip(self.fields, config_to_values(config)))
 
-    def on_load(self, lang: str) -> dict:
+    def on_load(self, lang: str, owner: str) -> dict:
         """A page (re)load: the form shows the workspace config as saved now, not the app-start config."""
-        config = workspace_config(self.ui.ctx)
-        errors = config.validate() + (hosted_problems(config, self.ui.ctx) if self.ui.ctx.hosted else [])
+        ctx = self.ui.ctx.visitor(owner)
+        config = workspace_config(ctx)
+        errors = config.validate() + (hosted_problems(config, ctx) if ctx.hosted else [])
         return {**self.form_updates(config), self.validation: validation_markdown(lang, errors, config)}
 
     def wire(self) -> None:
-        ctx, lang = self.ui.ctx, self.ui.lang
+        lang, owner = self.ui.lang, self.ui.tabs["train"].owner
 
-        def edited(lang: str, *values):
+        def edited(lang: str, owner: str, *values):
+            ctx = self.ui.ctx.visitor(owner)
             config, errors = validate(ctx, values)
             if config is not None:
                 save_config(ctx, config)  # autosave: a reload, Start and the command line see this form
             return validation_markdown(lang, errors, config)
 
-        gr.on([f.input for f in self.fields], edited, [lang, *self.fields], self.validation,
+        gr.on([f.input for f in self.fields], edited, [lang, owner, *self.fields], self.validation,
               show_progress="hidden", trigger_mode="always_last")
 
-        def load_file(lang: str, path: str | None):
+        def load_file(lang: str, owner: str, path: str | None):
             values, errors = load_config_file(path)
             if values is None:
                 return {self.validation: validation_markdown(lang, errors)}
-            return {**dict(zip(self.fields, values)), self.validation: edited(lang, *values)}
+            return {**dict(zip(self.fields, values)), self.validation: edited(lang, owner, *values)}
 
-        self.load_file.upload(load_file, [lang, self.load_file], [*self.fields, self.validation])
+        self.load_file.upload(load_file, [lang, owner, self.load_file], [*self.fields, self.validation])
 
-        self.save_btn.click(self.save, [lang, *self.fields], [self.download, self.validation])
+        self.save_btn.click(self.save, [lang, owner, *self.fields], [self.download, self.validation])
 
-    def save(self, lang: str, *values) -> dict:
-        """Save the form as the workspace config and offer it for download; a hosted app serves no config file (its
-        workspace is shared by its visitors), it only saves."""
-        ctx = self.ui.ctx
+    def save(self, lang: str, owner: str, *values) -> dict:
+        """Save the form as the workspace config and offer it for download; a hosted app serves no config file (it
+        serves nothing from its workspace), it only saves."""
+        ctx = self.ui.ctx.visitor(owner)
         config, errors = validate(ctx, values)
         if config is None:
             return {self.download: None, self.validation: validation_markdown(lang, errors)}
@@ -370,7 +372,7 @@ class ConfigTab:
                     self.validation: validation_markdown(lang, [], config) + "\n\n" + t(lang, "config.saved_hosted")}
         return {self.download: ctx.servable(ctx.config_path), self.validation: validation_markdown(lang, [], config)}
 
-    def relabel(self, lang: str, *values) -> str:
+    def relabel(self, lang: str, owner: str, *values) -> str:
         """The validation text in the new language (after the language switch)."""
-        config, errors = validate(self.ui.ctx, values)
+        config, errors = validate(self.ui.ctx.visitor(owner), values)
         return validation_markdown(lang, errors, config)

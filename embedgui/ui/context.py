@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,7 @@ HOSTED_CAPS = {"train.batch_size": 128, "train.max_length": 512, "train.epochs":
 HOSTED_MAX_MINUTES = 60.0  # one run's training time; EMBEDGUI_HOSTED_MAX_MINUTES changes it
 # fields that may name a Hub repository instead of a local folder
 MODEL_FIELDS = {"model_id", "tokenizer_id", "model", "base"}
+VISITORS = "visitors"  # a hosted app's workspace holds one folder per visitor (browser) under this one
 
 
 @dataclass
@@ -28,6 +32,9 @@ class AppContext:
     hosted: bool
     run: Run = field(default_factory=Run)
     max_upload_mb: int = 20
+    # a hosted app's visitors' contexts by folder name (shared by every context of the app)
+    _visitors: dict[str, AppContext] = field(default_factory=dict, repr=False)
+    _visitors_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def create(cls, workspace: str | os.PathLike | None = None, hosted: bool | None = None) -> AppContext:
@@ -40,6 +47,23 @@ class AppContext:
         # a hosted app serves many visitors: only the visitor who started a run may stop or resume it
         minutes = float(os.environ.get("EMBEDGUI_HOSTED_MAX_MINUTES", HOSTED_MAX_MINUTES)) if hosted else None
         return cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted, max_minutes=minutes))
+
+    def visitor(self, owner: str | None) -> AppContext:
+        """The context one browser's handlers use. A hosted app gives each visitor (the owner id its browser keeps)
+        a workspace of its own under visitors/: its config, uploads, crawls, composed data and runs. Paths resolve
+        inside it, so no visitor can read, search, train on or list another's files. Every visitor still shares
+        the app's one Run: they may watch the run going, and only its owner may act on it. A local app has one
+        workspace."""
+        if not self.hosted:
+            return self
+        name = hashlib.sha256(owner.encode()).hexdigest()[:20] if owner else "anonymous"
+        with self._visitors_lock:
+            if name not in self._visitors:
+                folder = self.workspace / VISITORS / name
+                for sub in ("data", "runs"):
+                    (folder / sub).mkdir(parents=True, exist_ok=True)
+                self._visitors[name] = dataclasses.replace(self, workspace=folder)
+            return self._visitors[name]
 
     @property
     def data_dir(self) -> Path:

@@ -181,9 +181,9 @@ class DataTab:
                 self.positive_col: gr.update(choices=columns, value=positive), self.preview: preview,
                 self.message: note(lang, "ok", message)}
 
-    def accept_upload(self, uploaded: str | None, lang: str) -> dict:
-        """Copy an upload into the workspace (size-checked) and preview it."""
-        ctx = self.ui.ctx
+    def accept_upload(self, uploaded: str | None, lang: str, owner: str = "") -> dict:
+        """Copy an upload into the (visitor's) workspace (size-checked) and preview it."""
+        ctx = self.ui.ctx.visitor(owner)
         if not uploaded:
             return {self.message: ""}
         src = Path(uploaded)
@@ -237,7 +237,7 @@ class DataTab:
                   progress: Callable = gr.Progress()) -> dict:
         """Crawl in the request (the progress bar follows the pages) into a folder written page by page; a Stop
         keeps the pages finished, and the same crawl pressed again goes on there. The result is the table to use."""
-        ctx = self.ui.ctx
+        ctx = self.ui.ctx.visitor(owner)
         urls = [u.strip() for u in (urls_text or "").splitlines() if u.strip() and not u.strip().startswith("#")]
         if ctx.hosted and len(urls) > MAX_HOSTED_URLS:
             return {self.message: note(lang, "error", t(lang, "data.too_many_urls", n=len(urls),
@@ -285,7 +285,7 @@ class DataTab:
                     miner: str, eval_ratio: float, model_id: str, lang: str, owner: str = "",
                     progress: Callable = gr.Progress()) -> dict:
         """Compose pairs.jsonl (+ eval file); the new files become the run's training and eval data."""
-        ctx, tabs = self.ui.ctx, self.ui.tabs
+        ctx, tabs = self.ui.ctx.visitor(owner), self.ui.tabs
         if not table_path:
             return {self.report: note(lang, "error", t(lang, "data.no_table"))}
         if miner == "model":
@@ -332,23 +332,23 @@ class DataTab:
         updates = {self.report: compose_summary(report, lang), self.download: ctx.servable(report.output_path),
                    self.current: report.output_path, cfg.field("data.pairs_path"): report.output_path,
                    cfg.field("data.eval_path"): eval_out or "", tabs["eval"].pairs: eval_out or report.output_path,
-                   tabs["search"].corpus: tabs["search"].default_corpus(None),  # training + held-out texts
+                   tabs["search"].corpus: tabs["search"].default_corpus(None, owner),  # training + held-out
                    cfg.validation: validation_markdown(lang, config.validate(), config)}  # new data: language check
         if eval_out:
             updates[cfg.field("data.eval_split")] = 0.0
         return updates
 
-    def on_load(self) -> dict:
+    def on_load(self, owner: str) -> dict:
         """A page (re)load shows the data in use now."""
-        config = workspace_config(self.ui.ctx)
+        config = workspace_config(self.ui.ctx.visitor(owner))
         return {self.current: config.data.pairs_path or str(SAMPLE_PAIRS)}
 
     def wire(self) -> None:
         lang, tabs = self.ui.lang, self.ui.tabs
-        self.upload.upload(self.accept_upload, [self.upload, lang], self.preview_outputs)
+        owner = tabs["train"].owner  # the browser's id: its own workspace and jobs in a hosted app
+        self.upload.upload(self.accept_upload, [self.upload, lang, owner], self.preview_outputs)
         self.sample_btn.click(lambda lang: self.preview_updates(str(SAMPLE_GLOSSARY), lang), lang,
                               self.preview_outputs)
-        owner = tabs["train"].owner  # the browser's id: in a hosted app a Stop reaches only its own jobs
         self.crawl_btn.click(self.run_crawl, [self.sources, self.urls, self.limit, lang, owner],
                              [*self.preview_outputs, self.errors])
         # Stop runs beside the job it stops (its own queue); the job sees the event at its next page or block

@@ -105,33 +105,39 @@ class EvalTab:
             self.table = tx.make(gr.Dataframe, "eval.table", interactive=False, elem_id="eval-table")
             self.chart = gr.Plot(elem_id="eval-chart", show_label=False)
 
-    def refresh_models(self, pairs: str, from_config: bool = False) -> dict:
+    def refresh_models(self, pairs: str, owner: str = "", from_config: bool = False) -> dict:
         """The runs that hold a model, newest first; the newest is scored on the rows it held out.
 
         from_config (a page load): without such rows, the saved config's eval file (else its pairs), not the value
         the page was built with at app start."""
-        found = self.ui.ctx.trained_models()
+        ctx = self.ui.ctx.visitor(owner)
+        found = ctx.trained_models()
         newest = found[0] if found else None
         held_out = Path(newest) / EVAL_SPLIT_NAME if newest else None
         if from_config:
-            config = workspace_config(self.ui.ctx)
+            config = workspace_config(ctx)
             pairs = config.data.eval_path or config.data.pairs_path or pairs
         pairs = str(held_out) if held_out and held_out.exists() else pairs
         se = self.ui.tabs["search"]
         return {self.model: gr.update(choices=found, value=newest), se.model: gr.update(choices=found, value=newest),
-                self.pairs: pairs, se.corpus: se.default_corpus(newest)}
+                self.pairs: pairs, se.corpus: se.default_corpus(newest, owner)}
 
     def wire(self) -> None:
-        ctx, lang, se = self.ui.ctx, self.ui.lang, self.ui.tabs["search"]
-        self.refresh.click(self.refresh_models, self.pairs, [self.model, se.model, self.pairs, se.corpus])
+        lang, se, owner = self.ui.lang, self.ui.tabs["search"], self.ui.tabs["train"].owner
+        self.refresh.click(self.refresh_models, [self.pairs, owner], [self.model, se.model, self.pairs, se.corpus])
 
-        def pairs_for_model(model: str, pairs: str):
-            held_out = Path(model or "") / EVAL_SPLIT_NAME
-            return str(held_out) if model and held_out.exists() else pairs
+        def pairs_for_model(model: str, pairs: str, owner: str):
+            try:  # only a folder the visitor may read is looked into
+                folder = self.ui.ctx.visitor(owner).resolve(model, "model")
+            except PathRefused:
+                return pairs
+            held_out = Path(folder) / EVAL_SPLIT_NAME
+            return str(held_out) if folder and held_out.exists() else pairs
 
-        self.model.change(pairs_for_model, [self.model, self.pairs], self.pairs)
+        self.model.change(pairs_for_model, [self.model, self.pairs, owner], self.pairs)
 
-        def evaluate(model: str, base: str, pairs: str, lang: str):
+        def evaluate(model: str, base: str, pairs: str, lang: str, owner: str):
+            ctx = self.ui.ctx.visitor(owner)
             try:  # the loaders open exactly the paths the hosted check judged
                 model, base, pairs = (ctx.resolve(v, name) for name, v in
                                       (("model", model), ("base", base), ("pairs", pairs)))
@@ -141,4 +147,5 @@ class EvalTab:
                 table, figure, message = evaluate_rows(model, base, pairs, lang)
             return {self.table: table, self.chart: figure, self.message: message}
 
-        self.run_btn.click(evaluate, [self.model, self.base, self.pairs, lang], [self.table, self.chart, self.message])
+        self.run_btn.click(evaluate, [self.model, self.base, self.pairs, lang, owner],
+                           [self.table, self.chart, self.message])

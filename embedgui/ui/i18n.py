@@ -50,9 +50,9 @@ TEXT: dict[str, tuple[str, str]] = {
     # config tab
     "config.load": ("Load config.json", "config.json 불러오기"),
     "config.save": ("Save config.json", "config.json 저장"),
-    "config.saved_hosted": ("Saved. This shared app does not hand out config files (its visitors share one "
-                            "workspace); run embedgui on your own machine to download one.",
-                            "저장했습니다. 이 공유 앱은 방문자들이 작업 공간을 함께 쓰므로 설정 파일을 내려받게 하지 "
+    "config.saved_hosted": ("Saved. This shared app hands out no config files, only exported models; run embedgui "
+                            "on your own machine to download one.",
+                            "저장했습니다. 이 공유 앱은 내보낸 모델만 내려받게 하고 설정 파일은 내려받게 하지 "
                             "않습니다. 내려받으려면 자신의 컴퓨터에서 embedgui를 실행하세요."),
     "config.command": ("Same run from the command line", "명령줄에서 같은 학습 실행"),
     "config.errors": ("Problems", "문제"),

@@ -166,9 +166,9 @@ class SearchTab:
             self.base_table = tx.make(gr.Dataframe, "search.base", interactive=False, wrap=True,
                                       column_widths=widths, elem_id="search-base-hits")
 
-    def default_corpus(self, model_dir: str | None) -> str:
+    def default_corpus(self, model_dir: str | None, owner: str = "") -> str:
         """The training pairs plus the held-out texts (the run's eval split, or the config's eval file)."""
-        ctx = self.ui.ctx
+        ctx = self.ui.ctx.visitor(owner)
         config = workspace_config(ctx)
         parts = [config.data.pairs_path or "", config.data.eval_path or ""]
         if model_dir and (Path(model_dir) / EVAL_SPLIT_NAME).is_file():
@@ -184,20 +184,22 @@ class SearchTab:
         return merged_corpus(parts, ctx.data_dir / f"corpus-{name}.jsonl")
 
     def wire(self) -> None:
-        ctx, lang = self.ui.ctx, self.ui.lang
+        lang, owner = self.ui.lang, self.ui.tabs["train"].owner
 
-        def upload_corpus(path: str | None):
+        def upload_corpus(path: str | None, owner: str):
             if not path:
                 return gr.skip()
-            dest = ctx.data_dir / f"corpus-{Path(path).name}"
+            dest = self.ui.ctx.visitor(owner).data_dir / f"corpus-{Path(path).name}"
             dest.write_bytes(Path(path).read_bytes())
             return str(dest)
 
-        self.upload.upload(upload_corpus, self.upload, self.corpus)
-        inputs = [self.query, self.k, self.model, self.base, self.corpus, self.column, lang, self.dim]
+        self.upload.upload(upload_corpus, [self.upload, owner], self.corpus)
+        inputs = [self.query, self.k, self.model, self.base, self.corpus, self.column, lang, self.dim, owner]
         outputs = [self.tuned_table, self.base_table, self.message]
 
-        def search(query: str, k: float, model: str, base: str, corpus: str, column: str, lang: str, dim: str):
+        def search(query: str, k: float, model: str, base: str, corpus: str, column: str, lang: str, dim: str,
+                   owner: str = ""):
+            ctx = self.ui.ctx.visitor(owner)
             try:  # the loaders open exactly the paths the hosted check judged
                 model, base, corpus = (ctx.resolve(v, name) for name, v in
                                        (("model", model), ("base", base), ("corpus", corpus)))

@@ -7,7 +7,6 @@ again, resumed, evaluated, searched with, exported (zip, Hub) or deleted (after 
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -217,9 +216,9 @@ class TrainTab:
         run = self.ui.ctx.run
         return run.current_dir if run.active else None
 
-    def list_updates(self, lang: str, picked: str | None = None) -> dict:
+    def list_updates(self, lang: str, picked: str | None = None, owner: str = "") -> dict:
         """The run list, the pickers, and the Evaluate/Search model lists (runs that hold a model)."""
-        infos = runs.list_runs(self.ui.ctx.runs_dir, active_dir=self._active_dir())
+        infos = runs.list_runs(self.ui.ctx.visitor(owner).runs_dir, active_dir=self._active_dir())
         names = [r.name for r in infos]
         models = [r.path for r in infos if r.has_model]
         keep = picked if picked in names else (names[0] if names else None)
@@ -242,11 +241,12 @@ class TrainTab:
             self._figure_cache = cached  # one tuple assignment: safe under concurrent ticks
         return cached[1]
 
-    def _folder(self, name: str | None) -> Path:
-        return runs.run_folder(self.ui.ctx.runs_dir, name or "")
+    def _folder(self, name: str | None, owner: str) -> Path:
+        """A run of this visitor's (a hosted app's visitors each have their own runs folder)."""
+        return runs.run_folder(self.ui.ctx.visitor(owner).runs_dir, name or "")
 
     # -- handlers --------------------------------------------------------------------------------------------
-    def tick(self, lang: str, last: Any, smooth: bool, view: str, picked: str | None) -> dict:
+    def tick(self, lang: str, last: Any, smooth: bool, view: str, picked: str | None, owner: str = "") -> dict:
         snap = self.ui.ctx.run.snapshot()
         key = (lang, snap.status, snap.step, len(snap.logs), len(snap.evals), len(snap.log_lines), snap.message,
                smooth, view)
@@ -278,13 +278,14 @@ class TrainTab:
         if figs is not None:
             out.update(zip([self.loss_plot, self.acc_plot, self.lr_plot, self.eval_plot], figs))
         if prev_key is None or prev_key[1] != snap.status or prev_key[0] != lang:  # a run started or ended
-            out.update(self.list_updates(lang, picked))
+            out.update(self.list_updates(lang, picked, owner))
         elif snap.active and charts_due:  # the running run's row follows its steps, the pickers stay as they are
-            out[self.runs] = runs_table(runs.list_runs(self.ui.ctx.runs_dir, active_dir=self._active_dir()), lang)
+            out[self.runs] = runs_table(runs.list_runs(self.ui.ctx.visitor(owner).runs_dir,
+                                                       active_dir=self._active_dir()), lang)
         return out
 
     def start(self, lang: str, owner: str, *values) -> dict:
-        ctx = self.ui.ctx
+        ctx = self.ui.ctx.visitor(owner)
         config, errors = validate(ctx, values)
         if errors:
             return {self.message: note(lang, "error", t(lang, "train.fix_config") + "\n\n" +
@@ -305,16 +306,17 @@ class TrainTab:
 
     def resume(self, lang: str, owner: str, name: str | None) -> dict:
         """Resume a run: the picked one, else the current/last one. Never changes the saved workspace config."""
-        ctx = self.ui.ctx
-        if not name:
-            name = Path(ctx.run.current_dir).name if ctx.run.current_dir else None
+        ctx = self.ui.ctx.visitor(owner)
+        current = ctx.run.current_dir
+        if not name and current and Path(current).parent.resolve() == ctx.runs_dir.resolve():
+            name = Path(current).name  # the last run started, when it is this visitor's
         if not name:
             infos = runs.list_runs(ctx.runs_dir, active_dir=self._active_dir())
             name = next((r.name for r in infos if r.resumable), None)
         if not name:
             return {self.runs_message: note(lang, "error", t(lang, "train.no_run"))}
         try:
-            folder = self._folder(name)
+            folder = self._folder(name, owner)
             info = runs.run_info(folder)
             if info is None or not info.resumable:
                 return {self.runs_message: note(lang, "error", t(lang, "train.not_resumable", name=name))}
@@ -337,11 +339,11 @@ class TrainTab:
             return {self.message: note(lang, "busy", OWNER_MESSAGE)}
         return {self.message: t(lang, "train.stopping" if run.stop(owner=owner or None) else "train.nothing")}
 
-    def show(self, lang: str, name: str | None) -> dict:
+    def show(self, lang: str, name: str | None, owner: str = "") -> dict:
         if not name:
             return {self.runs_message: note(lang, "error", t(lang, "train.no_run"))}
         try:
-            folder = self._folder(name)
+            folder = self._folder(name, owner)
         except runs.RunsError as e:
             return {self.runs_message: note(lang, "error", str(e))}
         live = self.ui.ctx.run.current_dir
@@ -357,7 +359,7 @@ class TrainTab:
         """Hosted: a message when this visitor did not start the run (only its owner deletes or publishes it)."""
         from ..engine.runner import OWNER_MESSAGE
 
-        if not name or self.ui.ctx.run.can_control(owner or None, self.ui.ctx.runs_dir / name):
+        if not name or self.ui.ctx.run.can_control(owner or None, self.ui.ctx.visitor(owner).runs_dir / name):
             return None
         return {self.runs_message: note(lang, "busy", OWNER_MESSAGE)}
 
@@ -366,18 +368,18 @@ class TrainTab:
         if refused := self._not_owner(lang, owner, name):
             return {**out, **refused}
         try:
-            runs.delete_run(self.ui.ctx.runs_dir, name or "", active_dir=self._active_dir())
+            runs.delete_run(self.ui.ctx.visitor(owner).runs_dir, name or "", active_dir=self._active_dir())
         except runs.RunsError as e:
             return {**out, self.runs_message: note(lang, "error", str(e))}
         if view and Path(view).name == name:
             out[self.view] = ""
-        return {**out, **self.list_updates(lang), self.runs_message: t(lang, "train.deleted", name=name)}
+        return {**out, **self.list_updates(lang, owner=owner), self.runs_message: t(lang, "train.deleted", name=name)}
 
-    def _model_folder(self, lang: str, name: str | None) -> tuple[Path | None, str]:
+    def _model_folder(self, lang: str, name: str | None, owner: str) -> tuple[Path | None, str]:
         if not name:
             return None, note(lang, "error", t(lang, "train.no_run"))
         try:
-            folder = self._folder(name)
+            folder = self._folder(name, owner)
         except runs.RunsError as e:
             return None, note(lang, "error", str(e))
         info = runs.run_info(folder)
@@ -385,8 +387,8 @@ class TrainTab:
             return None, note(lang, "error", t(lang, "train.no_model", name=name))
         return folder, ""
 
-    def export_zip(self, lang: str, name: str | None) -> dict:
-        folder, problem = self._model_folder(lang, name)
+    def export_zip(self, lang: str, name: str | None, owner: str = "") -> dict:
+        folder, problem = self._model_folder(lang, name, owner)
         if folder is None:
             return {self.runs_message: problem}
         try:
@@ -398,9 +400,9 @@ class TrainTab:
     def push(self, lang: str, owner: str, name: str | None, repo: str, private: bool, token: str) -> dict:
         if refused := self._not_owner(lang, owner, name):
             return {**refused, self.token: ""}
-        folder, problem = self._model_folder(lang, name)
+        folder, problem = self._model_folder(lang, name, owner)
         if folder is None:
-            return {self.runs_message: problem}
+            return {self.runs_message: problem, self.token: ""}  # a typed token never outlives the request
         try:
             url = runs.push_to_hub(folder, (repo or "").strip(), token=(token or "").strip() or None,
                                    private=bool(private))
@@ -409,19 +411,19 @@ class TrainTab:
         # the token lives only in this request: the box is cleared and nothing is written
         return {self.runs_message: note(lang, "ok", t(lang, "train.pushed", url=url)), self.token: ""}
 
-    def compare(self, lang: str, a: str | None, b: str | None) -> dict:
+    def compare(self, lang: str, a: str | None, b: str | None, owner: str = "") -> dict:
         if not a or not b:
             return {self.runs_message: note(lang, "error", t(lang, "train.no_run"))}
         try:
-            rows = runs.compare_runs(self._folder(a), self._folder(b))
+            rows = runs.compare_runs(self._folder(a, owner), self._folder(b, owner))
         except runs.RunsError as e:
             return {self.runs_message: note(lang, "error", str(e))}
         table = pd.DataFrame([[r["metric"], r.get("a"), r.get("b"), r.get("delta")] for r in rows],
                              columns=[t(lang, "col.metric"), "A", "B", t(lang, "col.delta")])
         return {self.compare_table: table, self.runs_message: ""}
 
-    def to_eval(self, lang: str, name: str | None) -> dict:
-        folder, problem = self._model_folder(lang, name)
+    def to_eval(self, lang: str, name: str | None, owner: str = "") -> dict:
+        folder, problem = self._model_folder(lang, name, owner)
         if folder is None:
             return {self.runs_message: problem}
         ev = self.ui.tabs["eval"]
@@ -431,16 +433,16 @@ class TrainTab:
             out[ev.pairs] = str(held_out)
         return out
 
-    def to_search(self, lang: str, name: str | None) -> dict:
-        folder, problem = self._model_folder(lang, name)
+    def to_search(self, lang: str, name: str | None, owner: str = "") -> dict:
+        folder, problem = self._model_folder(lang, name, owner)
         if folder is None:
             return {self.runs_message: problem}
         se = self.ui.tabs["search"]
-        return {se.model: str(folder), se.corpus: se.default_corpus(str(folder)),
+        return {se.model: str(folder), se.corpus: se.default_corpus(str(folder), owner),
                 self.ui.tabs["tabs"]: gr.Tabs(selected="search"), self.runs_message: ""}
 
     def on_load(self, lang: str, owner: str) -> dict:
-        return {self.owner: owner or uuid.uuid4().hex, **self.list_updates(lang)}
+        return {self.owner: owner, **self.list_updates(lang, owner=owner)}
 
     def wire(self) -> None:
         ui, lang = self.ui, self.ui.lang
@@ -452,20 +454,22 @@ class TrainTab:
                               [self.runs_message, self.view, *btns])
         self.resume_run_btn.click(self.resume, [lang, self.owner, self.pick], [self.runs_message, self.view, *btns])
         self.stop_btn.click(self.stop, [lang, self.owner], self.message)
-        tick_inputs = [lang, self.last_drawn, self.smooth, self.view, self.pick]
+        tick_inputs = [lang, self.last_drawn, self.smooth, self.view, self.pick, self.owner]
         tick_outputs_ = [*self.tick_targets, self.last_drawn, *btns, *self.list_targets]
         self.timer.tick(self.tick, tick_inputs, tick_outputs_, show_progress="hidden")
-        self.show_btn.click(self.show, [lang, self.pick], [self.view, self.runs_message])
+        self.show_btn.click(self.show, [lang, self.pick, self.owner], [self.view, self.runs_message])
         self.delete_btn.click(self.ask_delete, [lang, self.pick], [self.confirm_row, self.runs_message])
         self.cancel_btn.click(lambda: {self.confirm_row: gr.update(visible=False), self.runs_message: ""}, None,
                               [self.confirm_row, self.runs_message])
         self.confirm_btn.click(self.delete, [lang, self.owner, self.pick, self.view],
                                [self.confirm_row, self.runs_message, self.view, *self.list_targets])
-        self.zip_btn.click(self.export_zip, [lang, self.pick], [self.zip_file, self.runs_message])
+        self.zip_btn.click(self.export_zip, [lang, self.pick, self.owner], [self.zip_file, self.runs_message])
         self.push_btn.click(self.push, [lang, self.owner, self.pick, self.repo, self.private, self.token],
                             [self.runs_message, self.token])
-        self.compare_btn.click(self.compare, [lang, self.run_a, self.run_b], [self.compare_table, self.runs_message])
+        self.compare_btn.click(self.compare, [lang, self.run_a, self.run_b, self.owner],
+                               [self.compare_table, self.runs_message])
         ev, se = tabs["eval"], tabs["search"]
-        self.eval_btn.click(self.to_eval, [lang, self.pick], [ev.model, ev.pairs, tabs["tabs"], self.runs_message])
-        self.search_btn.click(self.to_search, [lang, self.pick],
+        self.eval_btn.click(self.to_eval, [lang, self.pick, self.owner],
+                            [ev.model, ev.pairs, tabs["tabs"], self.runs_message])
+        self.search_btn.click(self.to_search, [lang, self.pick, self.owner],
                               [se.model, se.corpus, tabs["tabs"], self.runs_message])
