@@ -68,3 +68,11 @@ def _write_tiny_bert(folder: Path, seed: int = 0) -> Path:
 def tiny_bert(tmp_path_factory) -> Path:
     """Folder of a tiny random BERT, built once per test session (no download)."""
     return _write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each test's outcome on its item (item.rep_call), so a fixture can leave a screenshot when the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

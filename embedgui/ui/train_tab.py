@@ -257,7 +257,8 @@ class TrainTab:
         if key == prev_key and (charts_current or now - charts_at < CHART_SECONDS):
             # Nothing new for this page: only the clock moves. Twenty open pages must not redraw (and
             # re-serialise) four charts a second each while a run trains in the same process.
-            return {self.progress: progress_html(snap, lang)} if snap.active else {}
+            # (never an empty dict: Gradio takes {} for one output value and fails the event)
+            return {self.progress: progress_html(snap, lang) if snap.active else gr.skip()}
         changed = prev_key is None or prev_key[:2] != key[:2] or prev_key[7:] != key[7:]  # language, status, view
         # While a run trains, a page's charts follow at most every CHART_SECONDS: serialising four Plotly figures
         # per page per step is what slowed training most under load (scripts/loadtest.py); the progress line,
@@ -418,7 +419,9 @@ class TrainTab:
             rows = runs.compare_runs(self._folder(a, owner), self._folder(b, owner))
         except runs.RunsError as e:
             return {self.runs_message: note(lang, "error", str(e))}
-        table = pd.DataFrame([[r["metric"], r.get("a"), r.get("b"), r.get("delta")] for r in rows],
+        shown = [[r["metric"], *(None if r.get(k) is None else round(r[k], 4) for k in ("a", "b", "delta"))]
+                 for r in rows]
+        table = pd.DataFrame(shown,
                              columns=[t(lang, "col.metric"), "A", "B", t(lang, "col.delta")])
         return {self.compare_table: table, self.runs_message: ""}
 
