@@ -184,18 +184,36 @@ def test_unusable_output_folder_fails_before_the_model_loads(tiny_bert, tmp_path
 
 
 def test_read_only_output_folder_fails_at_once(tiny_bert, tmp_path, monkeypatch):
+    """A read-only output folder: one sentence before the model loads. Root writes through file modes, so as root
+    the folder is a read-only tmpfs mounted in a private mount namespace, and the real command line runs there."""
     import os
+    import shutil
+    import subprocess
+    import sys
 
-    if os.geteuid() == 0:
-        pytest.skip("root can write into a read-only folder")
-    monkeypatch.setattr(trainer_module, "load_embedder_from_config", _no_model)
-    (tmp_path / "ro").mkdir()
-    (tmp_path / "ro").chmod(0o500)
-    try:
-        with pytest.raises(TrainingError, match="Cannot write to the output folder"):
-            Trainer(make_config(tiny_bert, tmp_path, output={"save_dir": str(tmp_path / "ro")})).fit()
-    finally:
-        (tmp_path / "ro").chmod(0o700)
+    from conftest import ROOT
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
+        monkeypatch.setattr(trainer_module, "load_embedder_from_config", _no_model)
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(TrainingError, match="Cannot write to the output folder"):
+                Trainer(make_config(tiny_bert, tmp_path, output={"save_dir": str(ro)})).fit()
+        finally:
+            ro.chmod(0o700)
+        return
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("as root a read-only folder needs a private mount namespace (unshare -m), not allowed here")
+    config = tmp_path / "config.json"
+    make_config(tiny_bert, tmp_path, output={"save_dir": str(ro)}).save(config)
+    script = 'mount -t tmpfs -o ro none "$1" && exec "$2" -m embedgui train --config "$3" --quiet'
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(ro), sys.executable, str(config)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Cannot write to the output folder" in result.stderr and "Traceback" not in result.stderr
+    assert "loading the model" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("rows, batch, why", [
