@@ -3,9 +3,10 @@
     .venv/bin/python scripts/loadtest.py [--clients 20] [--quiet 40] [--load 60] [--corpus 3000]
 
 Starts the app in this process on 127.0.0.1 (as launch.py does), starts a training run, measures its steps/s
-with no clients, then with N gradio_client sessions each polling the Train tab's timer once a second and
-searching a corpus of a few thousand WordNet glosses every few seconds, then quiet again (so drift is
-bracketed). Prints training speed kept under load, search and tick latency (p50/p95) and errors.
+with no clients, then with N browser-like sessions each polling the Train tab's timer (every second, or as the app
+tells a page while many are open) and searching a corpus of a few thousand WordNet glosses every few seconds, then
+quiet again (so drift is bracketed). Prints training speed kept under load, search and tick latency (p50/p95)
+and errors.
 """
 
 from __future__ import annotations
@@ -65,25 +66,28 @@ def _speed(run, seconds: float) -> float:
     return (s1 - s0) / (t1 - t0)
 
 
-def _endpoints(http, url: str) -> dict[str, tuple[int, list[bool], bool]]:
-    """api_name -> (fn_index, which inputs are server-side state, queued), from /config as a browser reads it."""
+def _endpoints(http, url: str) -> dict[str, tuple[int, list[bool], bool, int | None]]:
+    """api_name -> (fn_index, which inputs are server-side state, queued, which output is a timer's interval), from
+    /config as a browser reads it."""
     config = http.get(url + "config").json()
     kinds = {c["id"]: c.get("type") for c in config["components"]}
-    return {d["api_name"]: (d["id"], [kinds.get(i) == "state" for i in d["inputs"]], d.get("queue") is not False)
+    return {d["api_name"]: (d["id"], [kinds.get(i) == "state" for i in d["inputs"]], d.get("queue") is not False,
+                            next((n for n, o in enumerate(d["outputs"]) if kinds.get(o) == "timer"), None))
             for d in config["dependencies"] if d.get("api_name")}
 
 
-async def _call(http, url: str, session: str, endpoint: tuple[int, list[bool], bool], values: list) -> None:
+async def _call(http, url: str, session: str, endpoint: tuple[int, list[bool], bool, int | None],
+                values: list) -> list:
     """One event as a browser page sends it: join the queue, then read the session's stream until it completes
-    (an event with queue=False is one plain request)."""
-    fn_index, is_state, queued = endpoint
+    (an event with queue=False is one plain request); its output values."""
+    fn_index, is_state, queued, _ = endpoint
     it = iter(values)
     data = [None if state else next(it) for state in is_state]  # state lives on the server, per session
     body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
     if not queued:
         answer = await http.post(url + "gradio_api/run/predict", json=body)
         answer.raise_for_status()
-        return
+        return answer.json().get("data") or []
     joined = await http.post(url + "gradio_api/queue/join", json=body)
     joined.raise_for_status()
     event_id = joined.json()["event_id"]
@@ -95,7 +99,7 @@ async def _call(http, url: str, session: str, endpoint: tuple[int, list[bool], b
             if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
                 if not message.get("success", True):
                     raise RuntimeError(str(message.get("output"))[:200])
-                return
+                return (message.get("output") or {}).get("data") or []
     raise RuntimeError("the stream ended before the event completed")
 
 
@@ -116,15 +120,22 @@ def run_clients(url: str, n_clients: int, seconds: float, search_every: float, c
     ticks: list[float] = []
     searches: list[float] = []
     errors: list[str] = []
+    intervals: list[float] = []  # every timer interval the app sent a page
 
     async def client(n: int, http, deadline: float) -> None:
         rng, session, owner = random.Random(n), uuid.uuid4().hex, uuid.uuid4().hex  # owner: the browser's id
         next_search = time.perf_counter() + rng.uniform(0, search_every)
+        every = 1.0  # the page's timer; the app may slow it down while many pages are open
+        tick = endpoints["tick"]
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             try:
-                await _call(http, url, session, endpoints["tick"], [False, None, owner])
+                outputs = await _call(http, url, session, tick, [False, None, owner])
                 ticks.append(time.perf_counter() - started)
+                update = outputs[tick[3]] if tick[3] is not None and len(outputs) > tick[3] else None
+                if isinstance(update, dict) and isinstance(update.get("value"), (int, float)):
+                    every = float(update["value"])
+                    intervals.append(every)
                 if time.perf_counter() >= next_search:
                     t0 = time.perf_counter()
                     await _call(http, url, session, endpoints["search"],
@@ -134,7 +145,7 @@ def run_clients(url: str, n_clients: int, seconds: float, search_every: float, c
                     next_search = time.perf_counter() + search_every
             except Exception as e:  # noqa: BLE001 - the figure to report is "how many failed"
                 errors.append(f"{type(e).__name__}: {e}")
-            await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - started)))  # one poll a second, as the timer
+            await asyncio.sleep(max(0.0, every - (time.perf_counter() - started)))  # as the page's timer
 
     async def all_clients() -> None:
         limits = httpx.Limits(max_connections=4 * n_clients, max_keepalive_connections=2 * n_clients)
@@ -143,7 +154,7 @@ def run_clients(url: str, n_clients: int, seconds: float, search_every: float, c
             await asyncio.gather(*(client(n, http, deadline) for n in range(n_clients)))
 
     asyncio.run(all_clients())
-    return {"ticks": ticks, "searches": searches, "errors": errors}
+    return {"ticks": ticks, "searches": searches, "errors": errors, "intervals": intervals}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -225,7 +236,8 @@ def main(argv: list[str] | None = None) -> dict:
         "steps_per_s_loaded": round(loaded, 3), "kept": round(loaded / quiet, 3) if quiet else None,
         "search_p50_s": round(_pct(searches, 0.5), 3), "search_p95_s": round(_pct(searches, 0.95), 3),
         "searches": len(searches), "tick_p50_s": round(_pct(ticks, 0.5), 3),
-        "tick_p95_s": round(_pct(ticks, 0.95), 3), "ticks": len(ticks), "errors": len(errors),
+        "tick_p95_s": round(_pct(ticks, 0.95), 3), "ticks": len(ticks),
+        "timer_seconds_sent": sorted(set(clients.get("intervals", []))), "errors": len(errors),
         "first_errors": errors[:3], "cpus": os.cpu_count(),
     }
     print(json.dumps(result, indent=2))

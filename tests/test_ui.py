@@ -293,6 +293,28 @@ def test_ticks_under_load_send_only_what_changed(tmp_path, monkeypatch):
     assert train.loss_plot in end  # the final state is always drawn
 
 
+def test_pages_poll_less_often_while_many_are_open_and_as_often_again_when_they_leave(tmp_path, monkeypatch):
+    from embedgui.ui import train_tab
+
+    clock = [1000.0]
+    monkeypatch.setattr(train_tab.time, "monotonic", lambda: clock[0])
+    run = _FakeRun(RunSnapshot(status="running", step=3, max_steps=10, logs=HISTORY[:3], run_dir=str(tmp_path)))
+    train = _app(tmp_path, run).ui.tabs["train"]
+    last = {}
+    for page in range(train_tab.BUSY_PAGES):  # a few pages: every second, nothing to change
+        out = train.tick("en", None, False, "", None, f"page-{page}")
+        assert train.timer not in out
+        last[page] = out[train.last_drawn]
+    crowded = train.tick("en", None, False, "", None, "one-page-too-many")
+    assert crowded[train.timer].value == 2.0 and crowded[train.last_drawn][3] == 2.0
+    unchanged = train.tick("en", last[0], False, "", None, "page-0")  # an old page hears it on its next tick
+    assert unchanged[train.timer].value == 2.0 and unchanged[train.last_drawn][3] == 2.0
+    assert train.tick("en", unchanged[train.last_drawn], False, "", None, "page-0").get(train.timer) is None
+    clock[0] += train_tab.PAGE_SECONDS + 1  # the others left: back to every second
+    alone = train.tick("en", unchanged[train.last_drawn], False, "", None, "page-0")
+    assert alone[train.timer].value == 1.0
+
+
 def test_english_only_model_on_korean_data_is_flagged(tmp_path):
     from embedgui.ui.train_tab import language_warning
 

@@ -6,6 +6,7 @@ again, resumed, evaluated, searched with, exported (zip, Hub) or deleted (after 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,18 @@ def message_markdown(snap: RunSnapshot, lang: str) -> str:
 
 
 CHART_SECONDS = 3.0  # see TrainTab.tick
+# How often a page polls: every second, every two when more pages than BUSY_PAGES ticked in the last PAGE_SECONDS.
+# A tick costs the server about 17 ms of CPU (almost all Gradio's request handling); twenty pages a second took a
+# third of a core from a run training beside the app (scripts/loadtest.py).
+BUSY_PAGES, PAGE_SECONDS = 4, 6.0
+
+
+def poll_seconds(pages: dict[str, float], page: str, now: float) -> float:
+    """The timer interval for a page that ticks now; `pages` (page -> its last tick) is updated in place."""
+    pages[page] = now
+    for gone in [p for p, at in pages.items() if now - at > PAGE_SECONDS]:
+        del pages[gone]
+    return 1.0 if len(pages) <= BUSY_PAGES else 2.0
 
 
 def chart_titles(lang: str, smooth: bool) -> dict[str, str]:
@@ -149,6 +162,8 @@ class TrainTab:
     def __init__(self, ui: UI):
         self.ui, tx = ui, ui.texts
         self._figure_cache: tuple | None = None  # (key, figures) shared by every open page
+        self._pages: dict[str, float] = {}  # open pages (their browser's id) -> when each last ticked
+        self._pages_lock = threading.Lock()
         self.owner = gr.BrowserState("", storage_key="embedgui-owner")  # who started a run (hosted mode)
         self.last_drawn = gr.State(None)
         self.view = gr.State("")  # a finished run's folder whose saved charts are shown; "" follows the live run
@@ -250,22 +265,28 @@ class TrainTab:
         snap = self.ui.ctx.run.snapshot()
         key = (lang, snap.status, snap.step, len(snap.logs), len(snap.evals), len(snap.log_lines), snap.message,
                smooth, view)
-        # last: (key drawn, when this page's charts were last sent, whether they show that key)
-        prev_key, charts_at, charts_current = last if isinstance(last, (list, tuple)) and len(last) == 3 \
-            else (None, 0.0, False)
+        # last: (key drawn, when this page's charts were last sent, whether they show that key, its timer interval)
+        prev_key, charts_at, charts_current, every_was = last if isinstance(last, (list, tuple)) and len(last) == 4 \
+            else (None, 0.0, False, 1.0)
         now = time.monotonic()
+        with self._pages_lock:
+            every = poll_seconds(self._pages, owner or "anonymous", now)
+        timer = {self.timer: gr.Timer(value=every)} if every != every_was else {}
         if key == prev_key and (charts_current or now - charts_at < CHART_SECONDS):
             # Nothing new for this page: only the clock moves. Twenty open pages must not redraw (and
-            # re-serialise) four charts a second each while a run trains in the same process.
+            # re-serialise) four charts a second each while a run trains.
             # (never an empty dict: Gradio takes {} for one output value and fails the event)
-            return {self.progress: progress_html(snap, lang) if snap.active else gr.skip()}
+            out = {self.progress: progress_html(snap, lang) if snap.active else gr.skip(), **timer}
+            if timer:
+                out[self.last_drawn] = (prev_key, charts_at, charts_current, every)
+            return out
         changed = prev_key is None or prev_key[:2] != key[:2] or prev_key[7:] != key[7:]  # language, status, view
         # While a run trains, a page's charts follow at most every CHART_SECONDS: serialising four Plotly figures
         # per page per step is what slowed training most under load (scripts/loadtest.py); the progress line,
         # the message and the log still follow every tick, and the last state is always drawn.
         charts_due = changed or not snap.active or now - charts_at >= CHART_SECONDS
-        out: dict = {self.last_drawn: (key, now if charts_due else charts_at, charts_due),
-                     **self.buttons(snap.active)}
+        out: dict = {self.last_drawn: (key, now if charts_due else charts_at, charts_due, every),
+                     **self.buttons(snap.active), **timer}
         if view and view != snap.run_dir:
             logs, evals = runs.load_history(view)
             shown = RunSnapshot(logs=logs, evals=evals)
@@ -458,7 +479,7 @@ class TrainTab:
         self.resume_run_btn.click(self.resume, [lang, self.owner, self.pick], [self.runs_message, self.view, *btns])
         self.stop_btn.click(self.stop, [lang, self.owner], self.message)
         tick_inputs = [lang, self.last_drawn, self.smooth, self.view, self.pick, self.owner]
-        tick_outputs_ = [*self.tick_targets, self.last_drawn, *btns, *self.list_targets]
+        tick_outputs_ = [*self.tick_targets, self.last_drawn, *btns, *self.list_targets, self.timer]
         self.timer.tick(self.tick, tick_inputs, tick_outputs_, show_progress="hidden")
         self.show_btn.click(self.show, [lang, self.pick, self.owner], [self.view, self.runs_message])
         self.delete_btn.click(self.ask_delete, [lang, self.pick], [self.confirm_row, self.runs_message])
