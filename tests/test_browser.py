@@ -119,6 +119,7 @@ def journey(app, pg, tmp_path):
     assert "스텝" in pg.locator("#train-progress").inner_text()  # the progress line follows the language
     assert "용어" in pg.locator("#runs-table").inner_text() or "학습" in pg.locator("#runs-table").inner_text()
     assert "시작" in pg.locator("#train-start").inner_text() and "학습" in pg.locator("#train-resume").inner_text()
+    assert "새 학습을" in pg.locator("#train-notice").inner_text()  # the Start notice follows the language too
     pg.screenshot(path=str(shot / "5-korean.png"), full_page=True)
     pg.get_by_role("tab", name="1. 데이터").click()
     pg.get_by_text("용어집 웹페이지 크롤링").wait_for()

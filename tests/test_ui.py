@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 from embedgui.engine.config import Config, config_from_dict
 from embedgui.engine.runner import RunSnapshot
@@ -552,3 +555,19 @@ def test_the_engines_common_sentences_read_in_korean_with_names_and_values_kept(
     assert engine_text(OWNER_MESSAGE, "en") == OWNER_MESSAGE
     assert engine_text("Something new the table does not know.", "ko") == "Something new the table does not know."
     assert "정수를 입력하세요" in ct.validation_markdown("ko", errors)
+
+
+def test_the_crawlers_reasons_read_in_korean():
+    """The reasons the Data tab's crawl error table shows, taken from the crawler itself, not copied here."""
+    from embedgui.engine.crawler.loop import NO_GLOSSARY
+    from embedgui.engine.crawler.net import UnsafeAddressError, check_url
+    from embedgui.ui.engine_text import engine_text
+
+    reasons = [NO_GLOSSARY]
+    for url in ("example.org/glossary", "https://127.0.0.1/glossary"):
+        with pytest.raises(UnsafeAddressError) as info:
+            check_url(url, hosted=True)
+        reasons.append(str(info.value))
+    for reason in reasons:
+        korean = engine_text(reason, "ko")
+        assert korean != reason and not re.search(r"[a-z]{4,} [a-z]{4,}", korean.replace("robots.txt", "")), korean

@@ -73,12 +73,14 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         demo.load(on_load, [ui.lang, train.owner, ev.pairs], list(dict.fromkeys(load_outputs)))
 
         # -- language switch: every registered component follows ----------------------------------------------
-        def switch(choice: str, owner: str, *values) -> dict:
+        def switch(choice: str, owner: str, started: dict | None, *values) -> dict:
             lang = LANGUAGES[choice]
-            return {ui.lang: lang, **texts.updates(lang), cfg.validation: cfg.relabel(lang, owner, *values)}
+            return {ui.lang: lang, **texts.updates(lang), cfg.validation: cfg.relabel(lang, owner, *values),
+                    train.notice: train.notice_text(started, lang)}
 
         components = [c for c in texts.components]
-        lang_radio.change(switch, [lang_radio, train.owner, *cfg.fields], [ui.lang, *components, cfg.validation])
+        lang_radio.change(switch, [lang_radio, train.owner, train.notice_config, *cfg.fields],
+                          [ui.lang, *components, cfg.validation, train.notice])
     demo.ui = ui  # tests read the registry
     return demo
 

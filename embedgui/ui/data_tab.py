@@ -31,6 +31,7 @@ from ..engine.paths import PathRefused
 from .base import UI, note
 from .config_tab import save_config, validation_markdown, workspace_config
 from .context import SAMPLE_GLOSSARY, SAMPLE_PAIRS
+from .engine_text import engine_text
 from .i18n import has_text, t
 
 PREVIEW_ROWS = 50
@@ -264,7 +265,8 @@ class DataTab:
             return {self.message: note(lang, "error", str(e))}
         finally:
             self._end("crawl", owner, stop)
-        errors = pd.DataFrame(result.error_rows(), columns=[t(lang, "col.url"), t(lang, "col.reason")])
+        errors = pd.DataFrame([[url, engine_text(reason, lang)] for url, reason in result.error_rows()],
+                              columns=[t(lang, "col.url"), t(lang, "col.reason")])
         path = folder / CSV_NAME
         if result.stopped:
             out = self.preview_updates(str(path), lang) if result.entries else {}

@@ -47,6 +47,36 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^auto: Apple MPS runs float16$"), lambda m: "auto: Apple MPS는 float16으로 학습합니다"),
     (re.compile(r"^A training run is already going; stop it first, or wait until it ends\.$"),
      lambda m: "이미 학습이 진행 중입니다. 먼저 멈추거나 끝날 때까지 기다리세요."),
+    # the crawler's reasons for a page it could not use (the Data tab's error table)
+    (re.compile(r"^no glossary found: the page has no definition list, term/definition table or heading sections; "
+                r"check that it is a glossary page$"),
+     lambda m: "용어집을 찾지 못했습니다: 정의 목록, 용어/정의 표, 제목별 구역이 없는 페이지입니다. 용어집 페이지가 "
+               "맞는지 확인하세요"),
+    (re.compile(r"^the server answered HTTP (?P<s>\d+); check the URL$"),
+     lambda m: f"서버가 HTTP {m['s']}(으)로 답했습니다. URL을 확인하세요"),
+    (re.compile(r"^the server answered HTTP (?P<s>\d+); check the URL or try again later$"),
+     lambda m: f"서버가 HTTP {m['s']}(으)로 답했습니다. URL을 확인하거나 나중에 다시 해 보세요"),
+    (re.compile(r"^the server answered HTTP (?P<s>\d+) (?P<n>\d+) times; try again later$"),
+     lambda m: f"서버가 HTTP {m['s']}(으)로 {m['n']}번 답했습니다. 나중에 다시 해 보세요"),
+    (re.compile(r"^not an HTML page \(Content-Type (?P<t>.+)\)$"),
+     lambda m: f"HTML 페이지가 아닙니다 (Content-Type {m['t']})"),
+    (re.compile(r"^cannot resolve the host name (?P<h>\S+); check the URL and that this machine is online$"),
+     lambda m: f"호스트 이름 {m['h']}을(를) 찾지 못했습니다. URL과 이 컴퓨터의 인터넷 연결을 확인하세요"),
+    (re.compile(r"^(?P<k>timed out|connection failed) after (?P<n>\d+) attempts \((?P<e>\w+)\); check the address "
+                r"and your connection$"),
+     lambda m: f"{m['n']}번 시도했지만 {'시간이 초과되었습니다' if m['k'] == 'timed out' else '연결하지 못했습니다'} "
+               f"({m['e']}). 주소와 연결을 확인하세요"),
+    (re.compile(r"^disallowed by robots\.txt of (?P<h>\S+);.*$", re.S),
+     lambda m: f"{m['h']}의 robots.txt가 이 페이지의 크롤링을 허용하지 않습니다"),
+    (re.compile(r"^not a full URL; write it with http:// or https:// in front$"),
+     lambda m: "완전한 URL이 아닙니다. 앞에 http:// 또는 https://를 붙이세요"),
+    (re.compile(r"^the host (?P<h>\S+) resolves to the non-public address (?P<a>.+), which a hosted crawler must not "
+                r"contact$"),
+     lambda m: f"호스트 {m['h']}의 주소 {m['a']}은(는) 공개 주소가 아니어서 공유 앱의 크롤러는 접속하지 않습니다"),
+    (re.compile(r"^cannot read the file \((?P<e>.+)\); check the path$"),
+     lambda m: f"파일을 읽을 수 없습니다 ({m['e']}). 경로를 확인하세요"),
+    (re.compile(r"^more than (?P<n>\d+) redirects; use the page's final URL instead$"),
+     lambda m: f"리디렉션이 {m['n']}번을 넘었습니다. 페이지의 최종 URL을 쓰세요"),
 ]
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..engine import runs
 from ..engine.callbacks import PHASES
-from ..engine.config import ConfigError
+from ..engine.config import ConfigError, config_from_dict
 from ..engine.runner import RunBusyError, RunOwnerError, RunSnapshot
 from ..engine.trainer import EVAL_SPLIT_NAME
 from .base import UI, note
@@ -174,6 +174,7 @@ class TrainTab:
         self.progress = gr.HTML(elem_id="train-progress-box")
         self.message = gr.Markdown(t(tx.lang, "train.idle"), elem_id="train-message")
         self.notice = gr.Markdown(elem_id="train-notice")
+        self.notice_config = gr.State(None)  # the config the notice was written for: the language switch rewrites it
         self.smooth = tx.make(gr.Checkbox, "train.smooth", value=False, elem_id="train-smooth")
         with gr.Row():
             self.loss_plot = gr.Plot(elem_id="chart-loss", show_label=False)
@@ -322,9 +323,17 @@ class TrainTab:
             return {self.message: note(lang, "busy", busy)}
         except ConfigError as e:
             return {self.message: note(lang, "error", str(e))}
-        return {self.notice: language_warning(config, lang) or t(lang, "train.started_in",
-                                                                  name=config.output.save_name),
-                self.view: "", **self.buttons(True)}
+        started = config.to_dict()
+        return {self.notice: self.notice_text(started, lang), self.notice_config: started, self.view: "",
+                **self.buttons(True)}
+
+    @staticmethod
+    def notice_text(started: dict | None, lang: str) -> str:
+        """Under the progress line after a Start: the language warning, else which folder the new run is in."""
+        if not started:
+            return ""
+        config = config_from_dict(started)
+        return language_warning(config, lang) or t(lang, "train.started_in", name=config.output.save_name)
 
     def resume(self, lang: str, owner: str, name: str | None) -> dict:
         """Resume a run: the picked one, else the current/last one. Never changes the saved workspace config."""
@@ -473,7 +482,7 @@ class TrainTab:
         tabs, cfg = ui.tabs, ui.tabs["config"]
         btns = [self.start_btn, self.resume_btn, self.resume_run_btn]
         self.start_btn.click(self.start, [lang, self.owner, *cfg.fields],
-                             [self.message, self.notice, self.view, *btns])
+                             [self.message, self.notice, self.notice_config, self.view, *btns])
         self.resume_btn.click(lambda lang, owner: self.resume(lang, owner, None), [lang, self.owner],
                               [self.runs_message, self.view, *btns])
         self.resume_run_btn.click(self.resume, [lang, self.owner, self.pick], [self.runs_message, self.view, *btns])
