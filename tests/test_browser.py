@@ -7,6 +7,7 @@ evaluate, search, switch to Korean. Screenshots go to artifacts/browser/ (EMBEDG
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -124,3 +125,56 @@ def journey(app, pg, tmp_path):
     pg.get_by_role("tab", name="1. 데이터").click()
     pg.get_by_text("용어집 웹페이지 크롤링").wait_for()
     assert pg.get_by_text("pairs.jsonl 만들기").count() >= 1
+
+
+KOREAN_TERMS = [
+    ("네트워크", "여러 컴퓨터가 자료를 주고받도록 연결한 체계"),
+    ("라우터", "서로 다른 네트워크 사이에서 패킷의 길을 정하는 장치"),
+    ("스위치", "같은 네트워크 안에서 프레임을 목적지 포트로 보내는 장치"),
+    ("방화벽", "정해진 규칙에 따라 드나드는 통신을 막거나 허용하는 보안 장치"),
+    ("대역폭", "일정한 시간 동안 전송할 수 있는 자료의 최대량"),
+    ("지연 시간", "자료가 출발지에서 목적지까지 가는 데 걸리는 시간"),
+    ("패킷", "네트워크로 보내기 위해 나눈 자료의 단위"),
+    ("프로토콜", "통신하는 쪽들이 지키기로 한 규칙의 모음"),
+    ("서브넷", "하나의 네트워크를 나눈 더 작은 네트워크"),
+    ("게이트웨이", "서로 다른 네트워크를 잇는 출입구 역할의 장치"),
+    ("도메인 이름", "사람이 읽기 쉬운 형태로 쓴 인터넷 주소"),
+    ("캐시", "자주 쓰는 자료를 빨리 꺼내도록 임시로 저장하는 곳"),
+    ("암호화", "허가받지 않은 사람이 읽지 못하도록 자료를 바꾸는 일"),
+    ("인증", "사용자나 장치가 누구인지 확인하는 절차"),
+    ("프록시", "클라이언트를 대신해 다른 서버에 요청을 보내는 서버"),
+    ("포트", "한 컴퓨터 안에서 통신하는 프로그램을 구별하는 번호"),
+]
+
+
+def test_korean_from_the_first_click(app, tmp_path):
+    """A Korean user's page: upload a CP949 file, compose, start, in Korean. What the app writes reads in Korean,
+    and the English-only default model on Korean data gets a warning that suggests a multilingual model."""
+    url, workspace = app
+    csv = tmp_path / "네트워크_용어.csv"
+    csv.write_bytes(("용어,정의\n" + "".join(f"{a},{b}\n" for a, b in KOREAN_TERMS)).encode("cp949"))
+    english = r"\b[a-z]{3,} [a-z]{3,} [a-z]{3,}\b"  # three English words in a row: a sentence left untranslated
+    with browser_page(url) as pg:
+        pg.get_by_label("한국어").check()
+        pg.get_by_role("tab", name="1. 데이터").click()
+        pg.locator("#data-upload input[type=file]").set_input_files(str(csv))
+        pg.wait_for_function("() => document.querySelector('#data-message').innerText.includes('16행')")
+        message = pg.locator("#data-message").inner_text()
+        assert "cp949" in message.lower() and not re.search(english, message), message
+        pg.locator("#data-compose").click()
+        pg.wait_for_function("() => document.querySelector('#data-report').innerText.includes('학습 쌍')")
+        report = pg.locator("#data-report").inner_text()
+        assert not re.search(english, report), report
+        pg.get_by_role("tab", name="3. 학습").click()
+        pg.locator("#train-start").click()
+        pg.wait_for_function("() => document.querySelector('#train-notice').innerText.includes('다국어')")
+        wait_points(pg, 2)
+        progress = pg.locator("#train-progress-box").inner_text()
+        assert "스텝" in progress and not re.search(english, progress), progress
+        axis = pg.evaluate("() => document.querySelector('#chart-loss .js-plotly-plot').layout.xaxis.title.text")
+        assert axis == "스텝"
+        pg.screenshot(path=str(artifacts() / "korean-start.png"), full_page=True)
+        pg.locator("#train-stop").click()
+        wait_status(pg, "stopped")
+        headers = pg.locator("#runs-table thead").inner_text()
+        assert "상태" in headers and "status" not in headers, headers
