@@ -45,15 +45,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(workspace: Path, config: dict | None):
-    """The app (python launch.py) serving workspace; yields its URL."""
+def running_app(workspace: Path, config: dict | None, hosted: bool = False):
+    """The app (python launch.py) serving workspace (as a shared, hosted app with hosted=True); yields its URL."""
     if config is not None:
         (workspace / "config.json").write_text(json.dumps(config))
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("SPACE_ID", None)
     log = (workspace / "app.log").open("w")
-    proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--workspace", str(workspace)],
+    proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--workspace", str(workspace)]
+                            + (["--hosted"] if hosted else []),
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -72,22 +73,32 @@ def running_app(workspace: Path, config: dict | None):
 
 
 @contextmanager
-def browser_page(url: str):
+def browser_pages(url: str, n: int):
+    """n pages on url, each in a browser context of its own (its own storage: a different visitor to the app)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run"])
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        pg.goto(url)
-        pg.wait_for_selector("#language")
+        pages = []
+        for _ in range(n):
+            context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            pg = context.new_page()
+            pg.set_default_timeout(60_000)
+            pg.goto(url)
+            pg.wait_for_selector("#language")
+            pages.append(pg)
         try:
-            yield pg
+            yield pages
         finally:
             browser.close()
+
+
+@contextmanager
+def browser_page(url: str):
+    with browser_pages(url, 1) as (pg,):
+        yield pg
 
 
 def artifacts() -> Path:

@@ -295,3 +295,13 @@ def test_the_time_limit_holds_for_a_run_in_its_own_process_and_counts_every_star
     assert run.wait(180)
     again = run.snapshot()
     assert again.status == "stopped" and again.step <= snap.step + 1, (again.step, snap.step, again.message)
+
+
+def test_the_key_of_the_browsers_stored_id_outlives_a_restart(tmp_path):
+    """A visitor's id is stored encrypted in their browser; a new key at each start would lose every visitor's
+    workspace and runs on a restart."""
+    first = AppContext.create(tmp_path / "ws", hosted=True).browser_secret()
+    again = AppContext.create(tmp_path / "ws", hosted=True).browser_secret()  # a new process, the same workspace
+    assert first == again and len(first) >= 24
+    assert (tmp_path / "ws" / ".browser_secret").stat().st_mode & 0o077 == 0  # readable by the app only
+    assert AppContext.create(tmp_path / "other", hosted=True).browser_secret() != first

@@ -40,7 +40,11 @@ def create_app(ctx: AppContext) -> gr.Blocks:
     pairs = initial.data.pairs_path or str(SAMPLE_PAIRS)
     texts = Texts("en")
     with gr.Blocks(title="embedgui") as demo:
-        ui = UI(ctx=ctx, texts=texts, lang=gr.State("en"))
+        # The browser's id. Outside the tabs: a tab's components mount only when the tab is first shown, and a
+        # BrowserState that has not mounted neither reads nor writes localStorage, so a reload would get a new id.
+        # A secret kept in the workspace lets the id (stored encrypted) be read again after the app restarts.
+        owner = gr.BrowserState("", storage_key="embedgui-owner", secret=ctx.browser_secret())
+        ui = UI(ctx=ctx, texts=texts, lang=gr.State("en"), owner=owner)
         with gr.Row():
             texts.add(gr.Markdown(_title("en")), _title, "value")
             lang_radio = texts.make(gr.Radio, "language", choices=list(LANGUAGES), value="English",

@@ -17,6 +17,7 @@ class UI:
     ctx: AppContext
     texts: Texts
     lang: Any = None  # gr.State holding "en" or "ko"
+    owner: Any = None  # gr.BrowserState: this browser's id (its runs, jobs and, hosted, its own workspace)
     tabs: dict[str, Any] = field(default_factory=dict)  # "data", "config", "train", "eval", "search" -> tab
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -47,6 +49,22 @@ class AppContext:
         # a hosted app serves many visitors: only the visitor who started a run may stop or resume it
         minutes = float(os.environ.get("EMBEDGUI_HOSTED_MAX_MINUTES", HOSTED_MAX_MINUTES)) if hosted else None
         return cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted, max_minutes=minutes))
+
+    def browser_secret(self) -> str:
+        """The key the browser's stored id is encrypted with, kept in the workspace so it outlives a restart."""
+        path = self.workspace / ".browser_secret"
+        try:
+            return path.read_text(encoding="utf-8").strip() or self._new_secret(path)
+        except OSError:
+            return self._new_secret(path)
+
+    @staticmethod
+    def _new_secret(path: Path) -> str:
+        secret = secrets.token_urlsafe(24)
+        with contextlib.suppress(OSError):  # an unwritable workspace: ids then last until the app restarts
+            path.write_text(secret, encoding="utf-8")
+            path.chmod(0o600)
+        return secret
 
     def visitor(self, owner: str | None) -> AppContext:
         """The context one browser's handlers use. A hosted app gives each visitor (the owner id its browser keeps)
@@ -116,7 +134,7 @@ class AppContext:
         if not self.hosted:
             return str(path)
         folder = Path(tempfile.mkdtemp(prefix="embedgui-dl-"))
-        return shutil.copy2(path, folder / Path(path).name)
+        return str(shutil.copy2(path, folder / Path(path).name))  # a path object is no value for a gr.File
 
     def export_dir(self) -> Path:
         """Where model zips are written: the workspace's exports folder, or a private temporary folder when

@@ -164,7 +164,7 @@ class TrainTab:
         self._figure_cache: tuple | None = None  # (key, figures) shared by every open page
         self._pages: dict[str, float] = {}  # open pages (their browser's id) -> when each last ticked
         self._pages_lock = threading.Lock()
-        self.owner = gr.BrowserState("", storage_key="embedgui-owner")  # who started a run (hosted mode)
+        self.owner = ui.owner  # the browser's id (app.py makes it outside the tabs)
         self.last_drawn = gr.State(None)
         self.view = gr.State("")  # a finished run's folder whose saved charts are shown; "" follows the live run
         with gr.Row():
