@@ -146,6 +146,9 @@ def _cpu_seconds(cpus: set[int]) -> float | None:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
+DROP_AT, RAISE_AT = 0.35, 0.15  # share of a core other processes use at which a thread is given up / taken back
+
+
 class ThreadGovernor:
     """Keeps torch's CPU threads at the cores other processes leave free, judged again every few seconds.
 
@@ -184,9 +187,15 @@ class ThreadGovernor:
             return None
         others = max(0.0, (now[1] - self._last[1]) - (now[2] - self._last[2])) / wall  # cores busy elsewhere
         self._last = now
-        # A core counts as taken from about a third busy: sharing it stalls every operator more than it gives.
-        want = max(1, min(_full_threads or 1, math.floor(len(self.cpus) - others + 0.3)))
-        have = torch.get_num_threads()
+        # A core counts as taken from about a third busy (sharing it stalls every operator more than it gives), and
+        # as free again below a sixth: the gap keeps a load near the line from switching the count every look.
+        have, free = torch.get_num_threads(), len(self.cpus) - others
+        if free < have - DROP_AT:
+            want = max(1, math.floor(free + DROP_AT))
+        elif free > have + 1 - RAISE_AT:
+            want = min(_full_threads or 1, math.floor(free + RAISE_AT))
+        else:
+            return None
         if want == have:
             return None
         torch.set_num_threads(want)
