@@ -571,3 +571,17 @@ def test_the_crawlers_reasons_read_in_korean():
     for reason in reasons:
         korean = engine_text(reason, "ko")
         assert korean != reason and not re.search(r"[a-z]{4,} [a-z]{4,}", korean.replace("robots.txt", "")), korean
+
+
+def test_the_table_readers_refusals_read_in_korean(tmp_path):
+    """What the Data tab says about an unusable upload, made by the real reader from real bad files."""
+    from embedgui.engine.tables import TableError, read_table
+    from embedgui.ui.engine_text import engine_text
+
+    files = {"empty.csv": b"", "book.xlsx": b"PK\x03\x04" + bytes(range(256)) * 4, "nul.csv": b"term,def\x00\n"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(TableError) as info:
+            read_table(tmp_path / name)
+        korean = engine_text(str(info.value), "ko")
+        assert korean != str(info.value) and not re.search(r"[a-z]{4,} [a-z]{4,}", korean), korean

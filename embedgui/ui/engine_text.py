@@ -77,6 +77,21 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
      lambda m: f"파일을 읽을 수 없습니다 ({m['e']}). 경로를 확인하세요"),
     (re.compile(r"^more than (?P<n>\d+) redirects; use the page's final URL instead$"),
      lambda m: f"리디렉션이 {m['n']}번을 넘었습니다. 페이지의 최종 URL을 쓰세요"),
+    # an uploaded table the reader cannot use (the Data tab's message)
+    (re.compile(r"^(?P<n>.+?): (?:is empty|has no rows); it needs rows of (?P<w>anchor and positive text|text)\.$"),
+     lambda m: f"{m['n']}: 행이 없습니다. "
+               + ("기준(anchor)과 정답(positive) 텍스트가 든 행이 필요합니다." if m["w"] != "text"
+                  else "텍스트 행이 필요합니다.")),
+    (re.compile(r"^(?P<n>.+?): is an Excel workbook or other binary file; save it as CSV \(UTF-8\) first\.$"),
+     lambda m: f"{m['n']}: 엑셀 통합 문서나 다른 바이너리 파일입니다. 먼저 CSV(UTF-8)로 저장하세요."),
+    (re.compile(r"^(?P<n>.+?): contains NUL characters, so it is not a text file; save it as CSV \(UTF-8\)\.$"),
+     lambda m: f"{m['n']}: NUL 문자가 있어 텍스트 파일이 아닙니다. CSV(UTF-8)로 저장하세요."),
+    (re.compile(r"^(?P<n>.+?): cannot tell its text encoding; re-save it as UTF-8 or pass --encoding\.$"),
+     lambda m: f"{m['n']}: 문자 인코딩을 알 수 없습니다. UTF-8로 다시 저장하세요."),
+    (re.compile(r"^(?P<n>.+?): no usable pairs in columns (?P<a>'.*?') and (?P<p>'.*?') \(skipped: (?P<s>.+)\); check "
+                r"the columns with --anchor-column/--positive-column\.$", re.S),
+     lambda m: f"{m['n']}: {m['a']} 열과 {m['p']} 열에서 쓸 수 있는 쌍이 없습니다 (건너뜀: {m['s']}). 기준 열과 "
+               "정답 열을 확인하세요."),
 ]
 
 
