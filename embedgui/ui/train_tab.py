@@ -273,7 +273,8 @@ class TrainTab:
         with self._pages_lock:
             every = poll_seconds(self._pages, owner or "anonymous", now)
         timer = {self.timer: gr.Timer(value=every)} if every != every_was else {}
-        if key == prev_key and (charts_current or now - charts_at < CHART_SECONDS):
+        chart_seconds = CHART_SECONDS * every  # twice as far apart while many pages are open, as the ticks
+        if key == prev_key and (charts_current or now - charts_at < chart_seconds):
             # Nothing new for this page: only the clock moves. Twenty open pages must not redraw (and
             # re-serialise) four charts a second each while a run trains.
             # (never an empty dict: Gradio takes {} for one output value and fails the event)
@@ -285,7 +286,7 @@ class TrainTab:
         # While a run trains, a page's charts follow at most every CHART_SECONDS: serialising four Plotly figures
         # per page per step is what slowed training most under load (scripts/loadtest.py); the progress line,
         # the message and the log still follow every tick, and the last state is always drawn.
-        charts_due = changed or not snap.active or now - charts_at >= CHART_SECONDS
+        charts_due = changed or not snap.active or now - charts_at >= chart_seconds
         out: dict = {self.last_drawn: (key, now if charts_due else charts_at, charts_due, every),
                      **self.buttons(snap.active), **timer}
         if view and view != snap.run_dir:
