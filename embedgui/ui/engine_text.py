@@ -88,6 +88,30 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
      lambda m: f"{m['n']}: NUL 문자가 있어 텍스트 파일이 아닙니다. CSV(UTF-8)로 저장하세요."),
     (re.compile(r"^(?P<n>.+?): cannot tell its text encoding; re-save it as UTF-8 or pass --encoding\.$"),
      lambda m: f"{m['n']}: 문자 인코딩을 알 수 없습니다. UTF-8로 다시 저장하세요."),
+    (re.compile(r"^(?P<n>.+?) line (?P<l>\d+): bytes are not valid (?P<e>\S+); pass the file's real encoding with "
+                r"--encoding \(utf-8 or cp949\) or leave it out to detect it\.$"),
+     lambda m: f"{m['n']} {m['l']}번째 줄: {m['e']}로 읽을 수 없는 바이트가 있습니다. 파일을 UTF-8이나 CP949로 다시 "
+               "저장하세요."),
+    (re.compile(r"^(?P<n>.+?) line (?P<l>\d+): cannot be parsed as (?P<d>.+?) \((?P<e>.+)\); check its quotes\.$"),
+     lambda m: f"{m['n']} {m['l']}번째 줄: 구분자로 나눌 수 없습니다 ({m['e']}). 따옴표를 확인하세요."),
+    (re.compile(r"^(?P<n>.+?) line (?P<l>\d+): (?:the header has \d+ column|has 1 column) \((?P<d>.+?)\); compose "
+                r"needs two \(anchor and positive\): pass --delimiter if the file uses another separator\.$"),
+     lambda m: f"{m['n']} {m['l']}번째 줄: 열이 하나뿐입니다. 기준(anchor)과 정답(positive) 두 열이 필요합니다. 다른 "
+               "구분자를 쓰는 파일인지 확인하세요."),
+    (re.compile(r"^(?P<n>.+?) line (?P<l>\d+): has 1 column, expected at least 2 \((?P<d>.+?)\); add the missing "
+                r"cell or remove the line\.$"),
+     lambda m: f"{m['n']} {m['l']}번째 줄: 열이 하나뿐입니다(두 개 이상 필요). 빠진 칸을 채우거나 그 줄을 지우세요."),
+    (re.compile(r"^(?P<n>.+?) line (?P<l>\d+): has (?P<c>\d+) columns but (?:the header has|the first rows have) "
+                r"(?P<w>\d+); put quotes around cells that contain (?P<q>.+)\.$"),
+     lambda m: f"{m['n']} {m['l']}번째 줄: 열이 {m['c']}개인데 다른 줄은 {m['w']}개입니다. {m['q']}이(가) 든 칸은 "
+               "따옴표로 감싸세요."),
+    (re.compile(r"^(?P<n>.+?) line (?P<l>\d+), column (?P<c>\d+): not valid JSON \((?P<e>.+)\); each line must be "
+                r"one JSON object such as (?P<x>.+)\.$"),
+     lambda m: f"{m['n']} {m['l']}번째 줄 {m['c']}번째 글자: 올바른 JSON이 아닙니다 ({m['e']}). 한 줄에 JSON 객체 "
+               f"하나씩 쓰세요. 예: {m['x']}"),
+    (re.compile(r"^(?P<n>.+?): is a JSON array; compose reads JSON Lines.*$", re.S),
+     lambda m: f"{m['n']}: JSON 배열입니다. 한 줄에 객체 하나씩 쓰는 JSON Lines(.jsonl)로 바꾸세요 "
+               "(예: jq -c '.[]' file.json > file.jsonl)."),
     (re.compile(r"^(?P<n>.+?): no usable pairs in columns (?P<a>'.*?') and (?P<p>'.*?') \(skipped: (?P<s>.+)\); check "
                 r"the columns with --anchor-column/--positive-column\.$", re.S),
      lambda m: f"{m['n']}: {m['a']} 열과 {m['p']} 열에서 쓸 수 있는 쌍이 없습니다 (건너뜀: {m['s']}). 기준 열과 "
