@@ -13,7 +13,7 @@ import shutil
 import pytest
 from browser_support import (
     artifacts,
-    browser_page,
+    browser_pages,
     chart_steps,
     quick_config,
     require_browser,
@@ -35,9 +35,15 @@ def app(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(app):
-    with browser_page(app[0]) as pg:
-        yield pg
+def pages(app):
+    """Two pages in contexts of their own (one playwright per process): the journey's, and a fresh visitor's."""
+    with browser_pages(app[0], 2) as both:
+        yield both
+
+
+@pytest.fixture
+def page(pages):
+    return pages[0]
 
 
 def chart_points(pg, elem_id: str) -> int:
@@ -147,34 +153,36 @@ KOREAN_TERMS = [
 ]
 
 
-def test_korean_from_the_first_click(app, tmp_path):
+def test_korean_from_the_first_click(app, pages, tmp_path):
     """A Korean user's page: upload a CP949 file, compose, start, in Korean. What the app writes reads in Korean,
     and the English-only default model on Korean data gets a warning that suggests a multilingual model."""
     url, workspace = app
     csv = tmp_path / "네트워크_용어.csv"
     csv.write_bytes(("용어,정의\n" + "".join(f"{a},{b}\n" for a, b in KOREAN_TERMS)).encode("cp949"))
     english = r"\b[a-z]{3,} [a-z]{3,} [a-z]{3,}\b"  # three English words in a row: a sentence left untranslated
-    with browser_page(url) as pg:
-        pg.get_by_label("한국어").check()
-        pg.get_by_role("tab", name="1. 데이터").click()
-        pg.locator("#data-upload input[type=file]").set_input_files(str(csv))
-        pg.wait_for_function("() => document.querySelector('#data-message').innerText.includes('16행')")
-        message = pg.locator("#data-message").inner_text()
-        assert "cp949" in message.lower() and not re.search(english, message), message
-        pg.locator("#data-compose").click()
-        pg.wait_for_function("() => document.querySelector('#data-report').innerText.includes('학습 쌍')")
-        report = pg.locator("#data-report").inner_text()
-        assert not re.search(english, report), report
-        pg.get_by_role("tab", name="3. 학습").click()
-        pg.locator("#train-start").click()
-        pg.wait_for_function("() => document.querySelector('#train-notice').innerText.includes('다국어')")
-        wait_points(pg, 2)
-        progress = pg.locator("#train-progress-box").inner_text()
-        assert "스텝" in progress and not re.search(english, progress), progress
-        axis = pg.evaluate("() => document.querySelector('#chart-loss .js-plotly-plot').layout.xaxis.title.text")
-        assert axis == "스텝"
-        pg.screenshot(path=str(artifacts() / "korean-start.png"), full_page=True)
-        pg.locator("#train-stop").click()
-        wait_status(pg, "stopped")
-        headers = pg.locator("#runs-table thead").inner_text()
-        assert "상태" in headers and "status" not in headers, headers
+    pg = pages[1]
+    pg.reload()  # the page as it is now, not as it was when the module started
+    pg.wait_for_selector("#language")
+    pg.get_by_label("한국어").check()
+    pg.get_by_role("tab", name="1. 데이터").click()
+    pg.locator("#data-upload input[type=file]").set_input_files(str(csv))
+    pg.wait_for_function("() => document.querySelector('#data-message').innerText.includes('16행')")
+    message = pg.locator("#data-message").inner_text()
+    assert "cp949" in message.lower() and not re.search(english, message), message
+    pg.locator("#data-compose").click()
+    pg.wait_for_function("() => document.querySelector('#data-report').innerText.includes('학습 쌍')")
+    report = pg.locator("#data-report").inner_text()
+    assert not re.search(english, report), report
+    pg.get_by_role("tab", name="3. 학습").click()
+    pg.locator("#train-start").click()
+    pg.wait_for_function("() => document.querySelector('#train-notice').innerText.includes('다국어')")
+    wait_points(pg, 2)
+    progress = pg.locator("#train-progress-box").inner_text()
+    assert "스텝" in progress and not re.search(english, progress), progress
+    axis = pg.evaluate("() => document.querySelector('#chart-loss .js-plotly-plot').layout.xaxis.title.text")
+    assert axis == "스텝"
+    pg.screenshot(path=str(artifacts() / "korean-start.png"), full_page=True)
+    pg.locator("#train-stop").click()
+    wait_status(pg, "stopped")
+    headers = pg.locator("#runs-table thead").inner_text()
+    assert "상태" in headers and "status" not in headers, headers
