@@ -166,6 +166,17 @@ def test_save_name_that_is_not_a_plain_folder_is_refused_everywhere(name):
     assert any(e.startswith("output.save_name:") for e in config.validate())
 
 
+def _limited_config(tmp_path, tiny_bert, steps_per_epoch: int) -> Config:
+    """A tiny run of 16 rows, batch 4, a log row every step, saved as runs/limited (the time-limit tests)."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(f'{{"anchor": "term {i}", "positive": "definition of word {i}"}}\n' for i in range(16)))
+    config = Config(model_id=str(tiny_bert), device="cpu", dtype="float32")
+    config.data.pairs_path = str(pairs)
+    config.train.batch_size, config.train.steps_per_epoch, config.train.log_every = 4, steps_per_epoch, 1
+    config.output.save_dir, config.output.save_name = str(tmp_path / "runs"), "limited"
+    return config
+
+
 def test_a_run_over_its_time_limit_stops_saved(tmp_path, tiny_bert, monkeypatch):
     """The hosted cap on minutes is a callback asking the loop to stop: the run ends as a Stop does."""
     from embedgui.engine import callbacks
@@ -173,12 +184,7 @@ def test_a_run_over_its_time_limit_stops_saved(tmp_path, tiny_bert, monkeypatch)
 
     clock = iter(range(0, 10**6, 30))  # every reading of the clock is 30 s after the last
     monkeypatch.setattr(callbacks.time, "monotonic", lambda: next(clock))
-    pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("".join(f'{{"anchor": "term {i}", "positive": "definition of word {i}"}}\n' for i in range(16)))
-    config = Config(model_id=str(tiny_bert), device="cpu", dtype="float32")
-    config.data.pairs_path = str(pairs)
-    config.train.batch_size, config.train.steps_per_epoch, config.train.log_every = 4, 50, 1
-    config.output.save_dir, config.output.save_name = str(tmp_path / "runs"), "limited"
+    config = _limited_config(tmp_path, tiny_bert, steps_per_epoch=50)
     # a fake clock in this process; three readings: begin, step 1 (30 s), step 2 (60 s), step 3 (90 s) -> stop
     run = Run(max_minutes=1.5, in_process=True)
     run.start(config)
@@ -272,17 +278,11 @@ def test_each_visitor_of_a_hosted_app_has_a_workspace_no_other_visitor_can_read(
     assert alice.refuse_path(str(alice_copy), "corpus") is None
 
 
-
 def test_the_time_limit_holds_for_a_run_in_its_own_process_and_counts_every_start(tmp_path, tiny_bert):
     """The app trains in a child process: the cap goes with it, and the seconds used are kept for a resume."""
     from embedgui.engine.runner import HOSTED_NAME, Run
 
-    pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("".join(f'{{"anchor": "term {i}", "positive": "definition of word {i}"}}\n' for i in range(16)))
-    config = Config(model_id=str(tiny_bert), device="cpu", dtype="float32")
-    config.data.pairs_path = str(pairs)
-    config.train.batch_size, config.train.steps_per_epoch, config.train.log_every = 4, 100000, 1
-    config.output.save_dir, config.output.save_name = str(tmp_path / "runs"), "limited"
+    config = _limited_config(tmp_path, tiny_bert, steps_per_epoch=100000)
     run = Run(single_user=False, max_minutes=0.02)  # 1.2 s of training, far fewer than the steps asked for
     run.start(config, owner="visitor")
     assert run.wait(180)

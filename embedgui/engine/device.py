@@ -179,12 +179,10 @@ class ThreadGovernor:
 
     def update(self) -> str | None:
         """Adjusts the thread count if it is time to look again; the change in words, or None."""
-        if not self.enabled or self._last is None:
-            return None
+        if not self.enabled or self._last is None or time.perf_counter() - self._last[0] < self.every:
+            return None  # called every step: /proc/stat is read only when it is time to look
         now = self._reading()
         wall = now[0] - self._last[0]
-        if wall < self.every:
-            return None
         others = max(0.0, (now[1] - self._last[1]) - (now[2] - self._last[2])) / wall  # cores busy elsewhere
         self._last = now
         # A core counts as taken from about a third busy (sharing it stalls every operator more than it gives), and
