@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="wordnet, tech-glossary, debian-ko (default: all three) or pairs files (30%% held out)")
     quality.add_argument("--train-pairs", type=positive_int, default=1024, help="training pairs per data set")
     quality.add_argument("--eval-queries", type=positive_int, default=300, help="held-out queries per data set")
+    quality.add_argument("--seeds", type=positive_int, default=1,
+                         help="repeat each comparison with this many seeds (42, 43, ...: each its own split and "
+                              "order) and report the means; one run's ratio of gains is noisy")
     quality.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                          help="change one of embedgui's defaults for this comparison (an ablation), e.g. "
                               "optim.lr=1e-4 or train.symmetric=true; repeat for more")
@@ -149,7 +152,8 @@ def _run_quality(args: argparse.Namespace) -> int:
     try:
         settings = QualitySettings(model_id=args.model_id, device=resolve_device(args.device).type,
                                    datasets=tuple(args.data or DATASETS), train_pairs=args.train_pairs,
-                                   eval_queries=args.eval_queries, overrides=_overrides(args.overrides))
+                                   eval_queries=args.eval_queries, seeds=args.seeds,
+                                   overrides=_overrides(args.overrides))
         report = run_quality(settings, log=lambda text: print(text, file=sys.stderr), work_dir=args.work_dir)
     except (DeviceError, QualityError, WordNetError, BenchmarkError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

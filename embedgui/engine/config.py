@@ -48,6 +48,9 @@ class TrainConfig:
     temperature: float = 0.05
     # Learn the temperature (as log(temperature), starting from train.temperature, kept within 0.01-1).
     learn_temperature: bool = False
+    # Dropout probability for every dropout layer of the model while training (0 = off, which also makes a step
+    # faster); None = the model's own (0.1 for BERT-like models). A LoRA adapter's dropout is train.lora.dropout.
+    dropout: float | None = None
     log_every: int = 10
     # Evaluate every N optimizer steps (0 = only at the end) when eval data is configured.
     eval_every: int = 0
@@ -368,6 +371,9 @@ def _check_values(c: Config) -> list[str]:
     elif t.learn_temperature and t.temperature is not None and not 0.01 <= t.temperature <= 1:
         e.append(f"train.temperature: {t.temperature} is outside 0.01-1, the range a learned temperature is kept in "
                  "(train.learn_temperature); start it from a value in that range, e.g. 0.05.")
+    if t.dropout is not None and not 0 <= t.dropout < 1:
+        e.append(f"train.dropout: {t.dropout} is not allowed; use a probability in [0, 1), e.g. 0 (off) or 0.1, or "
+                 "leave it empty for the model's own.")
     if t.learn_temperature and t.gradcache_chunk:
         e.append("train.learn_temperature: gradient caching (train.gradcache_chunk) does not pass a gradient to the "
                  "temperature; set train.gradcache_chunk to 0, or train.learn_temperature to false.")

@@ -232,6 +232,23 @@ def enable_gradient_checkpointing(model: Embedder) -> bool:
     return True
 
 
+def set_dropout(model: nn.Module, p: float) -> int:
+    """Set every dropout layer of the model to probability p; how many were set. LoRA's own dropout (peft's
+    lora_dropout layers) is left to train.lora.dropout. Decoder models (Llama, Qwen, Mistral) keep the attention's
+    rate as a float attribute, read at each forward, so that is set too."""
+    count = 0
+    for name, module in model.named_modules():
+        if "lora_" in name:
+            continue
+        if isinstance(module, nn.Dropout):
+            module.p = p
+            count += 1
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = p
+            count += 1
+    return count
+
+
 def _not_found(model_id: str, local_files_only: bool, error: Exception) -> ModelLoadError:
     tried = f"'{model_id}' is not a local folder"
     if model_id in PACKAGED_MODELS:

@@ -47,6 +47,10 @@ class QualitySettings:
     train_pairs: int = 1024
     eval_queries: int = 300
     seed: int = 42
+    # Repeat each comparison with seeds seed, seed+1, ...: each draws its own split of the data, its own order and
+    # its own initial state for both tools. One run's ratio of gains moves by +-0.3 (docs/recipes.md); the mean of
+    # several is what a default is chosen on.
+    seeds: int = 1
     # Settings changed on top of embedgui's defaults ("train.lr" -> 1e-4): what an ablation row turns on or off.
     overrides: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None  # where the Debian packages are unpacked (default: the checkout's .cache/testdata)
@@ -63,12 +67,11 @@ def _testdata(settings: QualitySettings, package: str) -> Path:
     return folder
 
 
-def _wordnet(settings: QualitySettings) -> tuple[list[Pair], list[Pair]]:
+def _wordnet(settings: QualitySettings, seed: int) -> tuple[list[Pair], list[Pair]]:
     from .wordnet import find_wordnet, read_wordnet, split_by_term
 
     root = Path(settings.data_dir) / "wordnet-base" if settings.data_dir else None
-    train, held_out = split_by_term(read_wordnet(find_wordnet(root)), settings.eval_queries, seed=settings.seed)
-    return train, held_out
+    return split_by_term(read_wordnet(find_wordnet(root)), settings.eval_queries, seed=seed)
 
 
 def _tech_glossary(settings: QualitySettings) -> list[Pair]:
@@ -120,11 +123,13 @@ def debian_korean_descriptions(lists_dir: Path) -> list[Pair]:
     return pairs
 
 
-def prepare(name: str, settings: QualitySettings, work: Path) -> dict[str, Any]:
-    """Write NAME-train.jsonl (train_pairs rows) and NAME-eval.jsonl (held-out queries); a description of both."""
-    rng = random.Random(settings.seed)
+def prepare(name: str, settings: QualitySettings, work: Path, seed: int | None = None) -> dict[str, Any]:
+    """Write NAME-SEED-train.jsonl (train_pairs rows) and NAME-SEED-eval.jsonl (held-out queries), split with the
+    seed (settings.seed by default); a description of both."""
+    seed = settings.seed if seed is None else seed
+    rng = random.Random(seed)
     if name == "wordnet":
-        train, held_out = _wordnet(settings)
+        train, held_out = _wordnet(settings, seed)
         kind = "WordNet 3.0 lemma -> gloss, held out by term"
     else:
         if name == "tech-glossary":
@@ -145,13 +150,14 @@ def prepare(name: str, settings: QualitySettings, work: Path) -> dict[str, Any]:
                 seen |= keys
                 unique.append(p)
         ratio = min(0.5, settings.eval_queries / max(len(unique), 1))
-        train, held_out = split_pairs(unique, ratio, settings.seed)
+        train, held_out = split_pairs(unique, ratio, seed)
     rng.shuffle(train)
     train = train[: settings.train_pairs]
     if len(train) < 16 or len(held_out) < 10:
         raise QualityError(f"{name}: only {len(train)} training and {len(held_out)} held-out pairs; too few to "
                            "compare.")
-    paths = {"train": work / f"{_slug(name)}-train.jsonl", "eval": work / f"{_slug(name)}-eval.jsonl"}
+    stem = f"{_slug(name)}-{seed}"
+    paths = {"train": work / f"{stem}-train.jsonl", "eval": work / f"{stem}-eval.jsonl"}
     write_pairs(paths["train"], train)
     write_pairs(paths["eval"], held_out)
     return {"name": name, "kind": kind, "train_pairs": len(train), "eval_queries": len(held_out),
@@ -230,6 +236,13 @@ def _embedgui_defaults(spec: dict[str, Any], out: Path) -> tuple[int, Path]:
 
 
 # -- the comparison -----------------------------------------------------------------------------------------------
+def _gain_ratio(ours: float, theirs: float) -> float:
+    """embedgui's recall@1 gain over sentence-transformers' (inf when theirs is 0 and ours is not)."""
+    if theirs == 0:
+        return float("inf") if ours > 0 else (0.0 if ours == 0 else float("-inf"))
+    return ours / theirs
+
+
 @dataclass
 class QualityResult:
     dataset: dict[str, Any]
@@ -237,20 +250,43 @@ class QualityResult:
     before: dict[str, float]
     st: dict[str, Any]
     embedgui: dict[str, Any]
+    seed: int = 42
 
     @property
     def gain_ratio(self) -> float:
         """embedgui's recall@1 gain over sentence-transformers' (inf when theirs is 0 and ours is not)."""
-        ours = self.embedgui["metrics"]["recall@1"] - self.before["recall@1"]
-        theirs = self.st["metrics"]["recall@1"] - self.before["recall@1"]
-        if theirs == 0:
-            return float("inf") if ours > 0 else (0.0 if ours == 0 else float("-inf"))
-        return ours / theirs
+        return _gain_ratio(self.embedgui["metrics"]["recall@1"] - self.before["recall@1"],
+                           self.st["metrics"]["recall@1"] - self.before["recall@1"])
+
+
+def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per data set, over its seeds: the mean of every metric and step count, and the ratio of the mean recall@1
+    gains (a ratio of means: one seed whose sentence-transformers gain is near 0 cannot blow it up)."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        by_name.setdefault(r["dataset"]["name"], []).append(r)
+    rows = []
+    for name, runs in by_name.items():
+        def mean(get: Callable[[dict[str, Any]], float]) -> float:
+            return sum(get(r) for r in runs) / len(runs)
+
+        before = {m: mean(lambda r, m=m: r["before"][m]) for m in QUALITY_METRICS}
+        st = {m: mean(lambda r, m=m: r["st"]["metrics"][m]) for m in QUALITY_METRICS}
+        ours = {m: mean(lambda r, m=m: r["embedgui"]["metrics"][m]) for m in QUALITY_METRICS}
+        rows.append({
+            "name": name, "seeds": [r.get("seed") for r in runs], "train_pairs": runs[0]["dataset"]["train_pairs"],
+            "eval_queries": runs[0]["dataset"]["eval_queries"], "seconds": mean(lambda r: r["seconds"]),
+            "st_steps": mean(lambda r: r["st"]["steps"]), "embedgui_steps": mean(lambda r: r["embedgui"]["steps"]),
+            "before": before, "st": st, "embedgui": ours,
+            "gain_ratio": _gain_ratio(ours["recall@1"] - before["recall@1"], st["recall@1"] - before["recall@1"]),
+            "seed_ratios": [r["gain_ratio"] for r in runs],
+        })
+    return rows
 
 
 def run_quality(settings: QualitySettings, log: Callable[[str], None] = print,
                 work_dir: str | Path | None = None) -> dict[str, Any]:
-    """Every data set: the base model, sentence-transformers' run (T), embedgui's run on a budget of T."""
+    """Every data set and seed: the base model, sentence-transformers' run (T), embedgui's run on a budget of T."""
     from .benchmark import _spawn, evaluate_saved
     from .modeling import resolve_model_path
 
@@ -260,51 +296,57 @@ def run_quality(settings: QualitySettings, log: Callable[[str], None] = print,
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = []
+
+    def say(text: str) -> None:
+        log(f"[{time.perf_counter() - started:5.0f} s] {text}")
+
     try:
         for name in settings.datasets:
-            log(f"[{time.perf_counter() - started:5.0f} s] {name}: preparing the data")
-            data = prepare(name, settings, work)
-            before = evaluate_saved(model_path, data["eval_path"], settings.device, 128, 64)
-            base = {"model_path": model_path, "device": settings.device, "seed": settings.seed,
-                    "train_path": data["train_path"], "eval_path": data["eval_path"], "max_length": 128}
-            tag = f"{_slug(name)}-{settings.train_pairs}-{settings.eval_queries}-{settings.seed}"
-            kept = work / f"{tag}-st.result.json"
-            if work_dir and kept.exists():  # an ablation in the same work folder: the same baseline, not re-run
-                log(f"[{time.perf_counter() - started:5.0f} s] {name}: sentence-transformers' run from {kept}")
-                st = json.loads(kept.read_text(encoding="utf-8"))
-            else:
-                log(f"[{time.perf_counter() - started:5.0f} s] {name}: sentence-transformers, one epoch at its "
-                    "defaults")
-                st = _spawn({**base, "tool": ST, "out_dir": str(work / f"{tag}-st")}, work, f"{tag}-st",
-                            module="embedgui.engine.quality")
-            minutes = st["wall_s"] / 60
-            log(f"[{time.perf_counter() - started:5.0f} s] {name}: embedgui with a budget of {st['wall_s']:.0f} s")
-            ours = _spawn({**base, "tool": EMBEDGUI, "minutes": minutes, "overrides": settings.overrides,
-                           "out_dir": str(work / f"{tag}-embedgui")}, work, f"{tag}-embedgui",
-                          module="embedgui.engine.quality")
-            results.append(QualityResult(data, st["wall_s"], before, st, ours))
+            for seed in range(settings.seed, settings.seed + settings.seeds):
+                who = f"{name} (seed {seed})" if settings.seeds > 1 else name
+                say(f"{who}: preparing the data")
+                data = prepare(name, settings, work, seed)
+                before = evaluate_saved(model_path, data["eval_path"], settings.device, 128, 64)
+                base = {"model_path": model_path, "device": settings.device, "seed": seed,
+                        "train_path": data["train_path"], "eval_path": data["eval_path"], "max_length": 128}
+                tag = f"{_slug(name)}-{settings.train_pairs}-{settings.eval_queries}-{seed}"
+                kept = work / f"{tag}-st.result.json"
+                if work_dir and kept.exists():  # an ablation in the same work folder: the same baseline, not re-run
+                    say(f"{who}: sentence-transformers' run from {kept}")
+                    st = json.loads(kept.read_text(encoding="utf-8"))
+                else:
+                    say(f"{who}: sentence-transformers, one epoch at its defaults")
+                    st = _spawn({**base, "tool": ST, "out_dir": str(work / f"{tag}-st")}, work, f"{tag}-st",
+                                module="embedgui.engine.quality")
+                say(f"{who}: embedgui with a budget of {st['wall_s']:.0f} s")
+                ours = _spawn({**base, "tool": EMBEDGUI, "minutes": st["wall_s"] / 60, "overrides": settings.overrides,
+                               "out_dir": str(work / f"{tag}-embedgui")}, work, f"{tag}-embedgui",
+                              module="embedgui.engine.quality")
+                results.append(QualityResult(data, st["wall_s"], before, st, ours, seed))
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return {"settings": asdict(settings), "results": [{**asdict(r), "gain_ratio": r.gain_ratio} for r in results]}
+    runs = [{**asdict(r), "gain_ratio": r.gain_ratio} for r in results]
+    return {"settings": asdict(settings), "results": runs, "summary": summarize(runs)}
 
 
 QUALITY_METRICS = ("recall@1", "recall@5", "mrr@10")
 
 
 def quality_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: per data set, before / sentence-transformers / embedgui and the ratio of recall@1 gains."""
-    header = ["data", "pairs (train / held-out)", "T s", "ST steps", "embedgui steps"]
+    """Header and rows: per data set (the mean over its seeds), before / sentence-transformers / embedgui and the
+    ratio of recall@1 gains, with each seed's own ratio when there are several."""
+    header = ["data", "pairs (train / held-out)", "seeds", "T s", "ST steps", "embedgui steps"]
     header += [f"{m} {who}" for m in QUALITY_METRICS for who in ("before", "ST", "embedgui")]
     header.append("recall@1 gain: embedgui / ST")
     rows = []
-    for r in report["results"]:
-        d = r["dataset"]
-        row = [d["name"], f"{d['train_pairs']} / {d['eval_queries']}", f"{r['seconds']:.0f}",
-               str(r["st"]["steps"]), str(r["embedgui"]["steps"])]
+    for s in report["summary"]:
+        row = [s["name"], f"{s['train_pairs']} / {s['eval_queries']}", str(len(s["seeds"])), f"{s['seconds']:.0f}",
+               f"{s['st_steps']:.0f}", f"{s['embedgui_steps']:.0f}"]
         for m in QUALITY_METRICS:
-            row += [f"{r['before'][m]:.3f}", f"{r['st']['metrics'][m]:.3f}", f"{r['embedgui']['metrics'][m]:.3f}"]
-        row.append(f"{r['gain_ratio']:.2f}x")
+            row += [f"{s['before'][m]:.3f}", f"{s['st'][m]:.3f}", f"{s['embedgui'][m]:.3f}"]
+        each = f" (seeds: {', '.join(f'{x:.2f}' for x in s['seed_ratios'])})" if len(s["seeds"]) > 1 else ""
+        row.append(f"{s['gain_ratio']:.2f}x{each}")
         rows.append(row)
     return header, rows
 

@@ -42,7 +42,7 @@ from .files import SaveError, atomic_write_text, save_error, unwritable_reason
 from .gradcache import with_gradcache
 from .loss import build_loss, learned_temperature
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
-from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config
+from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config, set_dropout
 from .optimization import build_optimizer, build_scheduler, resize_schedule, seed_everything
 from .snapshots import (
     BEST_NAME,
@@ -270,6 +270,8 @@ class Trainer:
         if c.train.grad_checkpointing and not enable_gradient_checkpointing(model):
             log.warning("train.grad_checkpointing: this model does not support it; training without.")
         model.train()
+        if c.train.dropout is not None:
+            set_dropout(model, c.train.dropout)
         if model.max_length < c.train.max_length:
             log.warning("train.max_length %d is more than this model takes; using %d.", c.train.max_length,
                         model.max_length)
