@@ -346,3 +346,37 @@ def test_set_up_and_evaluation_report_their_phase(tiny_bert, tmp_path):
         ("data", "starting", 0), ("model", "starting", 0), ("eval", "running", 2), ("train", "running", 2),
         ("eval", "running", 4), ("train", "running", 4)]
     assert all(message == PHASES[p] for p, _, _, message in seen)
+
+
+@pytest.mark.parametrize("family", ["bert", "qwen3"])
+def test_train_dropout_zero_makes_the_training_forward_deterministic(family, tiny_bert, tmp_path):
+    """train.dropout 0 reaches every dropout of the model being trained (BERT's layers, a decoder's attention
+    rate); unset keeps the model's own, so two training forwards of the same batch differ."""
+    if family == "qwen3":
+        from test_families import _tiny_decoder
+
+        model_dir = _tiny_decoder(tmp_path / "qwen3")
+        # A decoder's attention reads a float rate; give the tiny model one so that "unset" has dropout to keep.
+        cfg_path = model_dir / "config.json"
+        cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "attention_dropout": 0.5}))
+    else:
+        model_dir = tiny_bert
+
+    def two_forwards(dropout):
+        cfg = make_config(model_dir, tmp_path, train={"dropout": dropout})
+        model = Trainer(cfg)._load_model(torch.device("cpu"))
+        assert model.training
+        features = model.tokenize(["the model data text", "a query of the document"], max_length=16)
+        torch.manual_seed(0)
+        first = model(features)
+        return first, model(features)
+
+    first, second = two_forwards(None)
+    assert not torch.allclose(first, second)
+    first, second = two_forwards(0.0)
+    assert torch.equal(first, second)
+
+
+def test_train_dropout_outside_zero_to_one_is_a_config_error(tiny_bert, tmp_path):
+    with pytest.raises(Exception, match=r"train.dropout: 1.0 is not allowed; use a probability in \[0, 1\)"):
+        make_config(tiny_bert, tmp_path, train={"dropout": 1})

@@ -69,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     quality.add_argument("--data", nargs="+", default=None, metavar="NAME_OR_FILE",
                          help="wordnet, tech-glossary, debian-ko (default: all three) or pairs files (30%% held out)")
     quality.add_argument("--train-pairs", type=positive_int, default=1024, help="training pairs per data set")
-    quality.add_argument("--eval-queries", type=positive_int, default=300, help="held-out queries per data set")
+    quality.add_argument("--eval-queries", type=positive_int, default=1000,
+                         help="held-out queries per data set (at most half of it)")
     quality.add_argument("--seeds", type=positive_int, default=1,
                          help="repeat each comparison with this many seeds (42, 43, ...: each its own split and "
                               "order) and report the means; one run's ratio of gains is noisy")

@@ -45,7 +45,7 @@ class QualitySettings:
     device: str = "cpu"
     datasets: tuple[str, ...] = DATASETS  # names above, or paths of pairs files (30% held out)
     train_pairs: int = 1024
-    eval_queries: int = 300
+    eval_queries: int = 1000  # capped at half the data set
     seed: int = 42
     # Repeat each comparison with seeds seed, seed+1, ...: each draws its own split of the data, its own order and
     # its own initial state for both tools. One run's ratio of gains moves by +-0.3 (docs/recipes.md); the mean of
