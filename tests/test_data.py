@@ -192,6 +192,49 @@ def test_length_grouped_sampler_is_deterministic_resumable_and_pads_less():
     assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)
 
 
+def topic_purity(batches: list[list[int]]) -> float:
+    """Share of the rows of each batch (given as their topics) that belong to the batch's most common topic."""
+    return sum(max(b.count(t) for t in b) for b in batches) / sum(len(b) for b in batches)
+
+
+def test_similar_batches_group_rows_that_share_rare_words_and_stay_resumable():
+    from array import array
+
+    # 4 topics; each row has its topic's token (weight 1) and a token of its own (weight 0.5).
+    terms = [(array("i", [r % 4, 100 + r]), array("f", [1.0, 0.5])) for r in range(203)]
+    make = lambda **kw: EndlessBatchSampler(203, 8, seed=5, terms=terms, window=8, **kw)  # noqa: E731
+    per_pass = batches_per_pass(203, 8)
+    full = list(itertools.islice(iter(make()), 3 * per_pass))
+    assert full == list(itertools.islice(iter(make()), 3 * per_pass))
+    for p in range(3):  # every pass covers every row exactly once, with the usual batch count
+        assert sorted(i for b in full[p * per_pass : (p + 1) * per_pass] for i in b) == list(range(203))
+    assert full[:per_pass] != full[per_pass : 2 * per_pass]
+    assert list(itertools.islice(iter(make(start_batch=30)), 20)) == full[30:50]
+    plain = list(itertools.islice(iter(EndlessBatchSampler(203, 8, seed=5)), 3 * per_pass))
+    similar = topic_purity([[i % 4 for i in b] for b in full])
+    random_ = topic_purity([[i % 4 for i in b] for b in plain])
+    # A window of 64 rows holds about 16 rows of each topic: most batches are one topic; random ones are not.
+    assert similar > 0.8 and random_ < 0.5, (similar, random_)
+
+
+def test_similar_batches_through_the_loader_on_real_tokens(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    topics = ["glossary", "network", "gradient", "machine"]
+    filler = "the a an of to in is for and with data text".split()
+    rows = [Pair(f"{topics[i % 4]} {filler[i % 12]} {filler[(i * 5) % 12]}",
+                 f"{filler[(i * 7) % 12]} {topics[i % 4]} {filler[(i * 3) % 12]} {i}") for i in range(96)]
+    topic_ids = {tok.convert_tokens_to_ids(t): k for k, t in enumerate(topics)}
+
+    def purity(similar: bool) -> float:
+        loader = make_loader(rows, PairCollator(tok, 32), batch_size=8, seed=2, similar_batches=similar)
+        batches = [b["anchor"]["input_ids"].tolist() for b in itertools.islice(iter(loader), 24)]
+        return topic_purity([[next(topic_ids[t] for t in ids if t in topic_ids) for ids in b] for b in batches])
+
+    assert purity(True) > 0.8 and purity(False) < 0.6
+
+
 def test_token_cache_gives_what_the_tokenizer_gives(tiny_bert):
     from transformers import AutoTokenizer
 

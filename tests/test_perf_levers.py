@@ -75,7 +75,7 @@ def test_length_grouping_is_on_by_default_and_cuts_padding_on_the_glossary(tiny_
     assert grouped > plain + 0.1, (plain, grouped)
 
 
-@pytest.mark.parametrize("group", [False, True])
+@pytest.mark.parametrize("group", [False, True, "similar"])
 def test_loader_resumes_at_any_batch(tiny_bert, group):
     from transformers import AutoTokenizer
 
@@ -84,7 +84,7 @@ def test_loader_resumes_at_any_batch(tiny_bert, group):
 
     def anchors(start: int, count: int) -> list[list[int]]:
         loader = make_loader(rows, PairCollator(tok, 64), batch_size=16, seed=3, start_batch=start,
-                             group_by_length=group)
+                             group_by_length=bool(group), similar_batches=group == "similar")
         return [b["anchor"]["input_ids"].tolist() for b in itertools.islice(iter(loader), count)]
 
     assert anchors(0, 25)[11:] == anchors(11, 14)

@@ -298,3 +298,27 @@ def test_a_time_budget_plans_a_complete_run_that_ends_in_time_and_saves(tiny_ber
     assert lrs[-1] < 0.2 * max(lrs)  # the schedule decayed to the end of the plan, not of the 2 epoch steps
     assert any(r["kind"] == "eval" for r in rows) and (config.run_dir / "model.safetensors").exists()
     assert json.loads((config.run_dir / "metrics_summary.json").read_text())["max_minutes"] == 1.0
+
+
+def test_a_time_budget_replans_when_the_first_timed_step_was_slow(tiny_bert, tmp_path, monkeypatch):
+    """Steps differ in time (a batch of long texts takes several times a short one): a plan made from a slow first
+    timing must grow as the run times more steps, so the budget is used, and still end in time. Fake clock: the
+    first two steps take 10 s, every later one 1 s."""
+    from embedgui.engine import callbacks
+    from embedgui.engine.callbacks import Callback
+
+    now = [0.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])
+
+    class SlowThenFast(Callback):
+        def on_step_end(self, state):
+            now[0] += 10.0 if state.step <= 2 else 1.0
+
+    config = make_config(tiny_bert, tmp_path, train={"max_minutes": 1.0, "epochs": 1, "steps_per_epoch": 2})
+    trainer = Trainer(config, callbacks=[SlowThenFast()])
+    result = trainer.fit()
+    reserve = trainer._finish_seconds(1.0)
+    assert result.status == "finished" and result.step == trainer.budget.planned
+    # 20 s went on the two slow steps; the rest of the minute holds about 40 one-second steps (a plan kept from
+    # the first timing, 10 s a step, would have stopped near step 6).
+    assert now[0] + reserve <= 60.0 and result.step > 30, (result.step, now[0], reserve)

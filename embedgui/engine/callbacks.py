@@ -189,44 +189,49 @@ class TimeLimit(Callback):
 class TimeBudget(Callback):
     """train.max_minutes: plans the run so that it ends, evaluated and saved, within the budget.
 
-    The clock starts when the trainer is made (before data and model loading, which count). After `calibrate`
-    timed steps (the first one, with its warm-up, is not timed; one is enough: a step of long texts with hard
-    negatives can take seconds, and a short budget has room for few) it measures the time a step takes and asks
-    the loop for as many steps as fit, keeping `reserve(step_seconds)` for the final evaluation and saving; the
-    loop then sizes the learning-rate schedule (warmup, decay) to that total, so a budgeted run is complete, not
-    cut off.
-    Should the machine slow down later, the run is brought to an end one step ahead of the deadline.
+    The clock starts when the trainer is made (before data and model loading, which count). The first step, with
+    its warm-up, is not timed. From the first timed step on, after every step, it asks the loop for as many steps
+    as the time left holds at the average time of the last 50 steps (the median while there are fewer than five
+    timings, so one odd step cannot skew the first plan; then the mean, the first timing left out), keeping `reserve(step_seconds)` for the final evaluation and
+    saving and half the slowest recent step as a margin; the loop sizes the learning-rate schedule (warmup,
+    decay) to that total, so a budgeted run is complete, not cut off. Steps differ in time (length-grouped
+    batches: a batch of long texts takes several times a short one), so a plan made from one step is only a
+    first guess: re-planning at every step uses the whole budget when the first timed steps were slow, and
+    shrinks the plan when the machine gets busier.
     """
 
-    def __init__(self, minutes: float, reserve: Callable[[float], float] | None = None, calibrate: int = 1):
+    def __init__(self, minutes: float, reserve: Callable[[float], float] | None = None, calibrate: int = 1,
+                 window: int = 50):
         self.seconds = minutes * 60.0
         self.reserve = reserve or (lambda step_seconds: 0.0)
-        self.calibrate = calibrate
+        self.calibrate, self.window = calibrate, window
         self.started = time.monotonic()
         self.marks: list[float] = []  # the clock after each step of this process
         self.step_seconds: float | None = None
         self.planned: int | None = None
+        self.cap: int | None = None  # a resumed run keeps the plan it was started with as its most
 
     def left(self) -> float:
         return self.seconds - (time.monotonic() - self.started)
 
     def on_step_end(self, state: TrainState) -> None:
         self.marks.append(time.monotonic())
-        if len(self.marks) <= self.calibrate and self.planned is None:
+        gaps = [b - a for a, b in zip(self.marks, self.marks[1:])]
+        if len(gaps) < self.calibrate:
             return
-        if self.planned is None:
-            gaps = sorted(b - a for a, b in zip(self.marks, self.marks[1:]))
-            self.step_seconds = gaps[len(gaps) // 2]  # the median: one slow step does not shrink the plan
-            spare = self.left() - self.reserve(self.step_seconds)
-            self.planned = state.step + max(1, int(spare // max(self.step_seconds, 1e-9)))
-            self.control.plan(self.planned)
-            return
-        # Behind the plan (the machine got busier): the next step is the last, so evaluation and saving still fit.
-        recent = self.marks[-1] - self.marks[-2]
-        self.step_seconds = max(self.step_seconds or 0.0, recent)
-        if self.planned > state.step + 1 and self.left() - self.reserve(self.step_seconds) < 2 * self.step_seconds:
-            self.planned = state.step + 1
-            self.control.plan(self.planned)
+        # Later, the first timing is left out too: it may still carry warm-up (kernels for new shapes).
+        recent = gaps[1:][-self.window :] if len(gaps) >= 5 else gaps
+        self.step_seconds = sum(recent) / len(recent) if len(gaps) >= 5 else sorted(recent)[len(recent) // 2]
+        gaps = recent[-10:]
+        spare = self.left() - self.reserve(self.step_seconds) - 0.5 * max(gaps)
+        total = state.step + max(0, int(spare // max(self.step_seconds, 1e-9)))
+        if self.cap is not None:
+            total = min(total, self.cap)
+        # A shorter plan is taken at once (the deadline); a longer one when it adds a few percent, so the
+        # schedule is not resized at every step for a rounding.
+        if self.planned is None or total < self.planned or total >= self.planned + max(2, 0.03 * self.planned):
+            self.planned = total
+            self.control.plan(total)
 
 
 class EarlyStopping(Callback):

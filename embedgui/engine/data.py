@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 from array import array
@@ -176,8 +177,47 @@ def batches_per_pass(n_rows: int, batch_size: int, min_last: int = 2) -> int:
 GROUP_WINDOW_BATCHES = 16
 
 
+RowTerms = tuple[array, array]  # a row's token ids and their TF-IDF weights (PairCollator.row_terms)
+
+
+def similar_order(rows: list[int], terms: Sequence[RowTerms], batch_size: int) -> list[int]:
+    """rows reordered so that each run of batch_size rows shares rare words: batch k starts from the first row not
+    yet taken (rows come in a random order) and takes the batch_size - 1 rows most like it (cosine of TF-IDF
+    vectors) among the rest of the window. In-batch negatives that are hard to tell apart, as topic-aware
+    sampling (TAS-B) makes them, at no extra cost per step; the loss masks rows whose texts are equal."""
+    n = len(rows)
+    if n <= batch_size:
+        return list(rows)
+    ids = [torch.frombuffer(terms[r][0], dtype=torch.int32) if len(terms[r][0]) else torch.zeros(0, dtype=torch.int32)
+           for r in rows]
+    weights = [torch.frombuffer(terms[r][1], dtype=torch.float32) if len(terms[r][1]) else torch.zeros(0)
+               for r in rows]
+    # A dense matrix over the window's own vocabulary: a few thousand columns, not the tokenizer's 30k+.
+    vocab, column = torch.unique(torch.cat(ids), return_inverse=True)
+    row_of = torch.repeat_interleave(torch.arange(n), torch.tensor([len(i) for i in ids]))
+    x = torch.zeros(n, len(vocab))
+    x.index_put_((row_of, column), torch.cat(weights), accumulate=True)
+    x = torch.nn.functional.normalize(x, dim=1)
+    sims = x @ x.T
+    sims.fill_diagonal_(-1.0)
+    free = torch.ones(n, dtype=torch.bool)
+    out: list[int] = []
+    for first in range(n):
+        if not free[first]:
+            continue
+        free[first] = False
+        want = min(batch_size - 1, int(free.sum()))
+        picked = torch.where(free, sims[first], -2.0).topk(want).indices if want else torch.zeros(0, dtype=torch.long)
+        free[picked] = False
+        out += [rows[first], *(rows[i] for i in picked.tolist())]
+    return out
+
+
 class EndlessBatchSampler(Sampler[list[int]]):
     """Row indexes of batch g, g+1, ... for in-memory data: pass p is a permutation seeded with seed + p.
+
+    terms (PairCollator.row_terms): batches of rows that share rare words, in windows as below (similar_order);
+    it takes the place of lengths.
 
     lengths (one sort key per row, e.g. its token count): length-grouped batches, as the reference trainers'
     group_by_length does. The pass's permutation is cut into windows of `window` batches, each window is sorted
@@ -187,13 +227,15 @@ class EndlessBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, n_rows: int, batch_size: int, seed: int, shuffle: bool = True, start_batch: int = 0,
-                 lengths: Sequence[int] | None = None, window: int = GROUP_WINDOW_BATCHES, min_last: int = 2):
+                 lengths: Sequence[int] | None = None, window: int = GROUP_WINDOW_BATCHES, min_last: int = 2,
+                 terms: Sequence[RowTerms] | None = None):
         self.n_rows, self.batch_size, self.seed, self.shuffle = n_rows, batch_size, seed, shuffle
         self.start_batch = start_batch
         self.per_pass = batches_per_pass(n_rows, batch_size, min_last)
-        if lengths is not None and len(lengths) != n_rows:
-            raise ValueError(f"lengths: {len(lengths)} values for {n_rows} rows")
-        self.lengths, self.window = lengths, max(1, window)
+        for name, keys in (("lengths", lengths), ("terms", terms)):
+            if keys is not None and len(keys) != n_rows:
+                raise ValueError(f"{name}: {len(keys)} values for {n_rows} rows")
+        self.lengths, self.terms, self.window = lengths, terms, max(1, window)
 
     def pass_batches(self, pass_no: int) -> list[list[int]]:
         """The batches of pass pass_no, in order."""
@@ -202,14 +244,17 @@ class EndlessBatchSampler(Sampler[list[int]]):
             return [order[b * self.batch_size : (b + 1) * self.batch_size] for b in range(self.per_pass)]
         generator = torch.Generator().manual_seed(self.seed + pass_no)
         order = torch.randperm(self.n_rows, generator=generator).tolist()
-        if self.lengths is None:
+        if self.lengths is None and self.terms is None:
             return [order[b * self.batch_size : (b + 1) * self.batch_size] for b in range(self.per_pass)]
         span = self.window * self.batch_size
         lengths = self.lengths
         grouped: list[int] = []
         for start in range(0, self.n_rows, span):
-            # Longest first within a window (a stable sort: equal lengths keep their random order).
-            grouped += sorted(order[start : start + span], key=lambda i: -lengths[i])
+            if self.terms is not None:
+                grouped += similar_order(order[start : start + span], self.terms, self.batch_size)
+            else:
+                # Longest first within a window (a stable sort: equal lengths keep their random order).
+                grouped += sorted(order[start : start + span], key=lambda i: -lengths[i])
         batches = [grouped[b * self.batch_size : (b + 1) * self.batch_size] for b in range(self.per_pass)]
         # Shuffled batch order: the long and short batches of a window do not come in a run.
         return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
@@ -360,6 +405,32 @@ class PairCollator:
             keys.append(longest * (self.max_length + 1) + len(cache[q + r.anchor][0]))
         return keys
 
+    def row_terms(self, rows: Sequence[Pair]) -> list[RowTerms]:
+        """Per row, the TF-IDF weights of the tokens of its anchor and positive (special tokens left out), for
+        batches of similar rows (EndlessBatchSampler's terms). Uses the token cache: no extra tokenising later."""
+        self.enable_token_cache()
+        q, d = getattr(self, "query_prompt", ""), getattr(self, "document_prompt", "")
+        cache = self._cached([q + r.anchor for r in rows] + [d + r.positive for r in rows])
+        special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+        counts = []
+        df: dict[int, int] = {}
+        for r in rows:
+            tf: dict[int, int] = {}
+            for t in (*cache[q + r.anchor][0], *cache[d + r.positive][0]):
+                if t not in special:
+                    tf[t] = tf.get(t, 0) + 1
+            counts.append(tf)
+            for t in tf:
+                df[t] = df.get(t, 0) + 1
+        n = len(rows)
+        out = []
+        for tf in counts:
+            ids = array("i", tf)
+            # A token in every row says nothing about which rows are alike; +1 keeps a weight for the rest.
+            weights = array("f", (c * math.log((n + 1) / (df[t] + 1)) for t, c in tf.items()))
+            out.append((ids, weights))
+        return out
+
     def __call__(self, rows: Sequence[Pair]) -> dict[str, Any]:
         ids: dict[str, int] = {}
 
@@ -389,11 +460,13 @@ class PairCollator:
 def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollator, *, batch_size: int, seed: int,
                 shuffle: bool = True, start_batch: int = 0, num_workers: int = 0, pin_memory: bool = False,
                 shuffle_buffer: int = 10000, skip_invalid: bool = False, group_by_length: bool = False,
-                group_window: int = GROUP_WINDOW_BATCHES, min_last: int = 2) -> DataLoader:
+                group_window: int = GROUP_WINDOW_BATCHES, min_last: int = 2, similar_batches: bool = False
+                ) -> DataLoader:
     """An endless DataLoader of collated batches from batch `start_batch` on (in memory: a list; stream: a path).
 
     In memory, each text is tokenised once (the collator's token cache) and group_by_length makes batches of
-    similar length (see EndlessBatchSampler); a streamed file is tokenised batch by batch and not grouped, so its
+    similar length and similar_batches batches of rows that share rare words (see EndlessBatchSampler); a streamed
+    file is tokenised batch by batch and not grouped, so its
     memory stays flat.
     """
     # A private generator: creating the iterator must not draw from the global RNG that dropout uses, or a
@@ -405,10 +478,13 @@ def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollat
                                   skip_invalid=skip_invalid, start_batch=start_batch, min_last=min_last)
         return DataLoader(dataset, batch_size=None, **common)
     rows = list(source)
-    lengths = None
+    lengths = terms = None
     if hasattr(collator, "enable_token_cache"):
         collator.enable_token_cache()
-        if group_by_length and shuffle:
-            lengths = collator.row_lengths(rows)  # tokenises every text once, up front
-    sampler = EndlessBatchSampler(len(rows), batch_size, seed, shuffle, start_batch, lengths, group_window, min_last)
+        if similar_batches and shuffle:
+            terms = collator.row_terms(rows)  # tokenises every text once, up front
+        elif group_by_length and shuffle:
+            lengths = collator.row_lengths(rows)
+    sampler = EndlessBatchSampler(len(rows), batch_size, seed, shuffle, start_batch, lengths, group_window, min_last,
+                                  terms)
     return DataLoader(rows, batch_sampler=sampler, **common)

@@ -267,7 +267,7 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_name.setdefault(r["dataset"]["name"], []).append(r)
     rows = []
     for name, runs in by_name.items():
-        def mean(get: Callable[[dict[str, Any]], float]) -> float:
+        def mean(get: Callable[[dict[str, Any]], float], runs: list[dict[str, Any]] = runs) -> float:
             return sum(get(r) for r in runs) / len(runs)
 
         before = {m: mean(lambda r, m=m: r["before"][m]) for m in QUALITY_METRICS}

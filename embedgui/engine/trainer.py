@@ -92,6 +92,7 @@ class Trainer:
         self.world = World()  # one process; torchrun's rank and world size once fit() joins the process group
         # train.max_minutes: the clock starts now, so reading the data and loading the model count
         self.budget = TimeBudget(config.train.max_minutes, self._finish_seconds) if config.train.max_minutes else None
+        self._logged_plan = 0
         if self.budget is not None:
             self.callbacks.append(self.budget)
 
@@ -196,8 +197,8 @@ class Trainer:
         if self.budget is not None:
             # The budget plans the total after a few timed steps; until then the run must not end on its own.
             state.max_steps = max(state.max_steps, self.budget.calibrate + 2)
-            if snapshot is not None and meta.get("max_steps"):  # a resumed budgeted run keeps its plan
-                state.max_steps = self.budget.planned = int(meta["max_steps"])
+            if snapshot is not None and meta.get("max_steps"):  # a resumed budgeted run keeps its plan (at most)
+                state.max_steps = self.budget.planned = self.budget.cap = int(meta["max_steps"])
         if snapshot is not None and meta["step"] >= state.max_steps:
             raise TrainingError(f"Nothing to resume: the run in {self.run_dir} finished at step {meta['step']}/"
                                 f"{state.max_steps}. Start a new run without resume, or raise train.epochs to "
@@ -227,7 +228,8 @@ class Trainer:
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
                         "rows": data.rows, "seed": c.seed,
-                        "group_by_length": c.train.group_by_length, "processes": ranks}
+                        "group_by_length": c.train.group_by_length, "similar_batches": c.train.similar_batches,
+                        "processes": ranks}
         if snapshot is not None:
             self._phase("resume")
             self._resume(job, snapshot)
@@ -252,7 +254,8 @@ class Trainer:
                              batch_size=batch_size * ranks, min_last=min_last, seed=c.seed, shuffle=c.data.shuffle,
                              start_batch=job.consumed, num_workers=c.train.num_workers,
                              pin_memory=device.type == "cuda", shuffle_buffer=c.data.shuffle_buffer,
-                             skip_invalid=c.data.skip_invalid, group_by_length=c.train.group_by_length)
+                             skip_invalid=c.data.skip_invalid, group_by_length=c.train.group_by_length,
+                             similar_batches=c.train.similar_batches)
         job.batches = iter(loader)
         job.step_start_consumed = job.consumed
         state.epoch = min(state.step // steps_per_epoch + 1, c.train.epochs)
@@ -363,7 +366,10 @@ class Trainer:
         resize_schedule(job.scheduler, state.max_steps)
         state.epochs = max(1, -(-state.max_steps // job.steps_per_epoch))
         budget = self.budget
-        if budget is not None and budget.step_seconds:
+        # The budget re-plans as it times more steps: the first plan and changes of a tenth or more are logged.
+        logged = self._logged_plan
+        if budget and budget.step_seconds and (not logged or abs(state.max_steps - logged) >= 0.1 * logged):
+            self._logged_plan = state.max_steps
             log.info("Time budget %g min: %.2f s a step, so %d steps in all (%.1f passes over the data), leaving "
                      "%.0f s for the final evaluation and saving", self.config.train.max_minutes,
                      budget.step_seconds, state.max_steps, state.max_steps / job.steps_per_epoch,
