@@ -216,6 +216,15 @@ def test_similar_batches_group_rows_that_share_rare_words_and_stay_resumable():
     # A window of 64 rows holds about 16 rows of each topic: most batches are one topic; random ones are not.
     assert similar > 0.8 and random_ < 0.5, (similar, random_)
 
+    # With lengths too: batches of similar rows within bands of similar length, so less padding, still topical.
+    lengths = [((i * 37) % 61) + 1 for i in range(203)]
+    both = list(itertools.islice(iter(make(lengths=lengths)), 3 * per_pass))
+    for p in range(3):
+        assert sorted(i for b in both[p * per_pass : (p + 1) * per_pass] for i in b) == list(range(203))
+    assert list(itertools.islice(iter(make(lengths=lengths, start_batch=30)), 20)) == both[30:50]
+    assert padded_share(both, lengths) > padded_share(full, lengths) + 0.1
+    assert topic_purity([[i % 4 for i in b] for b in both]) > random_ + 0.1
+
 
 def test_similar_batches_through_the_loader_on_real_tokens(tiny_bert):
     from transformers import AutoTokenizer

@@ -192,12 +192,12 @@ class TimeBudget(Callback):
     The clock starts when the trainer is made (before data and model loading, which count). The first step, with
     its warm-up, is not timed. From the first timed step on, after every step, it asks the loop for as many steps
     as the time left holds at the average time of the last 50 steps (the median while there are fewer than five
-    timings, so one odd step cannot skew the first plan; then the mean, the first timing left out), keeping `reserve(step_seconds)` for the final evaluation and
-    saving and half the slowest recent step as a margin; the loop sizes the learning-rate schedule (warmup,
-    decay) to that total, so a budgeted run is complete, not cut off. Steps differ in time (length-grouped
-    batches: a batch of long texts takes several times a short one), so a plan made from one step is only a
-    first guess: re-planning at every step uses the whole budget when the first timed steps were slow, and
-    shrinks the plan when the machine gets busier.
+    timings, so one odd step cannot skew the first plan; then the mean, the first timing left out), keeping
+    `reserve(step_seconds)` for the final evaluation and saving and half the slowest recent step as a margin;
+    the loop sizes the learning-rate schedule (warmup, decay) to that total, so a budgeted run is complete, not
+    cut off. Steps differ in time (length-grouped batches: a batch of long texts takes several times a short
+    one), so a plan made from one step is only a first guess: re-planning at every step uses the whole budget
+    when the first timed steps were slow, and shrinks the plan when the machine gets busier.
     """
 
     def __init__(self, minutes: float, reserve: Callable[[float], float] | None = None, calibrate: int = 1,

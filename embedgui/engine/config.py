@@ -75,8 +75,8 @@ class TrainConfig:
     # (H9, performance) Batches of rows of similar length, shuffled (less padding; in-memory data only).
     group_by_length: bool = True
     # Batches of rows that share rare words (TF-IDF of their tokens, within windows of 16 batches): in-batch
-    # negatives that are harder to tell apart, at no extra cost per step (topic-aware sampling). Takes the place
-    # of group_by_length; in-memory data only.
+    # negatives that are harder to tell apart, at no extra cost per step (topic-aware sampling). With
+    # group_by_length, within bands of rows of similar length. In-memory data only.
     similar_batches: bool = False
     # Gradient caching: embed N texts at a time (a batch far larger than memory allows); 0 = off; null = on only
     # when the batch would not fit in memory (embedgui.engine.gradcache.choose_chunk).

@@ -177,6 +177,9 @@ def batches_per_pass(n_rows: int, batch_size: int, min_last: int = 2) -> int:
 GROUP_WINDOW_BATCHES = 16
 
 
+# With both similar batches and length grouping, a window's rows sorted by length are cut into bands of this many
+# batches, each made into batches of similar rows.
+SIMILAR_BAND_BATCHES = 4
 RowTerms = tuple[array, array]  # a row's token ids and their TF-IDF weights (PairCollator.row_terms)
 
 
@@ -217,7 +220,7 @@ class EndlessBatchSampler(Sampler[list[int]]):
     """Row indexes of batch g, g+1, ... for in-memory data: pass p is a permutation seeded with seed + p.
 
     terms (PairCollator.row_terms): batches of rows that share rare words, in windows as below (similar_order);
-    it takes the place of lengths.
+    with lengths too, each window sorted by length is cut into bands of SIMILAR_BAND_BATCHES batches first.
 
     lengths (one sort key per row, e.g. its token count): length-grouped batches, as the reference trainers'
     group_by_length does. The pass's permutation is cut into windows of `window` batches, each window is sorted
@@ -250,7 +253,14 @@ class EndlessBatchSampler(Sampler[list[int]]):
         lengths = self.lengths
         grouped: list[int] = []
         for start in range(0, self.n_rows, span):
-            if self.terms is not None:
+            if self.terms is not None and lengths is not None:
+                # Both: the window sorted by length is cut into bands of SIMILAR_BAND_BATCHES batches, and each
+                # band into batches of similar rows (harder negatives, and most of length grouping's speed).
+                window = sorted(order[start : start + span], key=lambda i: -lengths[i])
+                band = SIMILAR_BAND_BATCHES * self.batch_size
+                for b in range(0, len(window), band):
+                    grouped += similar_order(window[b : b + band], self.terms, self.batch_size)
+            elif self.terms is not None:
                 grouped += similar_order(order[start : start + span], self.terms, self.batch_size)
             else:
                 # Longest first within a window (a stable sort: equal lengths keep their random order).
@@ -483,7 +493,7 @@ def make_loader(source: Sequence[Pair] | str | os.PathLike, collator: PairCollat
         collator.enable_token_cache()
         if similar_batches and shuffle:
             terms = collator.row_terms(rows)  # tokenises every text once, up front
-        elif group_by_length and shuffle:
+        if group_by_length and shuffle:
             lengths = collator.row_lengths(rows)
     sampler = EndlessBatchSampler(len(rows), batch_size, seed, shuffle, start_batch, lengths, group_window, min_last,
                                   terms)

@@ -129,10 +129,11 @@ def finish_seconds(job: Job | None, step_seconds: float) -> float:
     eval_texts = len(job.data.eval_rows) * (2 + job.data.negatives.used_mean)
     # A text's forward pass is about a third of its training cost (forward + backward).
     evaluation = eval_texts * step_seconds / max(texts_per_step, 1.0) / 3
-    # The final snapshot (weights + Adam's two moments) and the model: ~5x the weights, at 200 MB/s (a slow disk;
-    # a fast one leaves the difference unused, a few seconds of a budget).
-    bytes_written = 5 * sum(p.numel() * p.element_size() for p in job.model.parameters())
-    return 1.5 * evaluation + bytes_written / 200e6 + 1.0
+    # The final snapshot (weights + Adam's two moments) and the model: ~4x the weights, at 300 MB/s. Measured on
+    # the 2-core machine of docs/recipes.md: MiniLM's end (360 MB) took under a second; the estimate, 1.7 s, keeps
+    # room for a slower disk without leaving much of a short budget unused.
+    bytes_written = 4 * sum(p.numel() * p.element_size() for p in job.model.parameters())
+    return 1.5 * evaluation + bytes_written / 300e6 + 0.5
 
 
 def run_summary(job: Job, state: TrainState, config: Config, data_info: dict[str, Any]) -> dict[str, Any]:

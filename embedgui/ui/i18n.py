@@ -368,10 +368,8 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
                         "문서→쿼리 방향도 학습(양방향 평균)."),
     "train.group_by_length": ("Batches of similar length (less padding, faster); content stays random.",
                               "비슷한 길이끼리 배치(패딩 감소, 더 빠름). 내용은 무작위 유지."),
-    "train.similar_batches": ("Batches of rows sharing rare words: harder in-batch negatives at no extra cost "
-                              "(replaces group by length).",
-                              "드문 단어를 공유하는 행끼리 배치: 추가 비용 없이 더 어려운 배치 내 네거티브"
-                              "(길이별 배치 대신)."),
+    "train.similar_batches": ("Batches of rows sharing rare words: harder in-batch negatives at no extra cost.",
+                              "드문 단어를 공유하는 행끼리 배치: 추가 비용 없이 더 어려운 배치 내 네거티브."),
     "train.gradcache_chunk": ("Embed the batch in chunks of this many rows: large batches in little memory. "
                               "Empty = automatic, 0 = off.",
                               "배치를 이 행 수 단위로 임베딩: 적은 메모리로 큰 배치. 비우면 자동, 0은 끔."),
