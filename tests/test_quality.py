@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from test_trainer import make_pairs
 
-from embedgui.engine.quality import QualityResult, debian_korean_descriptions
+from embedgui.engine.quality import QualityResult, debian_korean_descriptions, quality_table, summarize
 
 
 def test_korean_package_descriptions_become_summary_to_description_pairs(tmp_path):
@@ -34,17 +34,39 @@ def test_the_gain_ratio_compares_recall_at_1_gains():
                          {"metrics": {"recall@1": 0.5}}).gain_ratio == float("inf")
 
 
+def test_several_seeds_are_summarised_as_a_ratio_of_mean_gains():
+    def run(seed, before, st, ours):
+        metrics = lambda r1: {"recall@1": r1, "recall@5": r1 + 0.1, "mrr@10": r1 + 0.05}  # noqa: E731
+        result = QualityResult({"name": "wordnet", "train_pairs": 1024, "eval_queries": 1000}, 40.0 + seed - 42,
+                               metrics(before), {"metrics": metrics(st), "steps": 128},
+                               {"metrics": metrics(ours), "steps": 80 + seed - 42}, seed)
+        return {**result.__dict__, "gain_ratio": result.gain_ratio}
+
+    # Seed 43's sentence-transformers gain is 0, so its own ratio is infinite: the mean of ratios would be too.
+    runs = [run(42, 0.40, 0.44, 0.48), run(43, 0.40, 0.40, 0.42)]
+    (s,) = summarize(runs)
+    assert s["seeds"] == [42, 43] and s["seed_ratios"] == [pytest.approx(2.0), float("inf")]
+    assert s["gain_ratio"] == pytest.approx((0.08 + 0.02) / 2 / (0.04 / 2))
+    assert s["embedgui_steps"] == pytest.approx(80.5) and s["seconds"] == pytest.approx(40.5)
+    header, rows = quality_table({"summary": [s]})
+    assert rows[0][header.index("seeds")] == "2"
+    assert rows[0][-1] == "2.50x (seeds: 2.00, inf)"
+
+
 @pytest.mark.slow
 def test_bench_quality_runs_both_tools_in_the_same_time_and_reports(tiny_bert, tmp_path):
     pairs = make_pairs(tmp_path / "pairs.jsonl", n=120)
     out = tmp_path / "quality.json"
     done = subprocess.run([sys.executable, "-m", "embedgui", "bench", "--quality", "--model-id", str(tiny_bert),
                            "--device", "cpu", "--data", str(pairs), "--train-pairs", "64", "--eval-queries", "30",
-                           "--set", "train.batch_size=16", "--json", str(out), "--markdown", str(tmp_path / "q.md")],
+                           "--set", "train.batch_size=16", "--seeds", "2", "--json", str(out),
+                           "--markdown", str(tmp_path / "q.md")],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
-    (r,) = report["results"]
+    r, r2 = report["results"]  # two seeds: each its own split of the same file
+    assert (r["seed"], r2["seed"]) == (42, 43) and r["dataset"]["train_path"] != r2["dataset"]["train_path"]
+    assert report["summary"][0]["seeds"] == [42, 43]
     assert r["dataset"]["train_pairs"] == 64 and r["dataset"]["eval_queries"] == 30
     assert r["seconds"] > 0 and r["st"]["steps"] == 8  # one epoch of 64 pairs at its default batch of 8
     assert r["embedgui"]["steps"] >= 1 and report["settings"]["overrides"] == {"train.batch_size": 16}

@@ -322,3 +322,29 @@ def test_a_time_budget_replans_when_the_first_timed_step_was_slow(tiny_bert, tmp
     # 20 s went on the two slow steps; the rest of the minute holds about 40 one-second steps (a plan kept from
     # the first timing, 10 s a step, would have stopped near step 6).
     assert now[0] + reserve <= 60.0 and result.step > 30, (result.step, now[0], reserve)
+
+
+def test_a_resumed_budgeted_run_keeps_its_plan_as_its_most(tiny_bert, tmp_path, monkeypatch):
+    """Stopped at step 4 of a 1-minute budget of 5 s steps (fake clock), then resumed: the resumed run has a fresh
+    minute, but finishes the plan it was started with rather than planning a longer one."""
+    from embedgui.engine import callbacks
+
+    now = [0.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])
+
+    class FiveSecondSteps(Callback):
+        def on_step_end(self, state):
+            now[0] += 5.0
+
+    config = make_config(tiny_bert, tmp_path, train={"max_minutes": 1.0, "steps_per_epoch": 2, "log_every": 1})
+    stop = threading.Event()
+    first = Trainer(config, callbacks=[FiveSecondSteps(), StopAt(4, stop)])
+    assert first.fit(stop).status == "stopped"
+    plan = first.state.max_steps
+    assert plan > 4
+    now[0] = 0.0
+    resumed = Trainer(make_config(tiny_bert, tmp_path, train={"max_minutes": 1.0, "steps_per_epoch": 2,
+                                                               "log_every": 1, "resume": True}),
+                      callbacks=[FiveSecondSteps()])
+    result = resumed.fit()
+    assert result.status == "finished" and result.step == plan == result.max_steps

@@ -130,7 +130,7 @@ def finish_seconds(job: Job | None, step_seconds: float) -> float:
     # A text's forward pass is about a third of its training cost (forward + backward).
     evaluation = eval_texts * step_seconds / max(texts_per_step, 1.0) / 3
     # The final snapshot (weights + Adam's two moments) and the model: ~4x the weights, at 300 MB/s. Measured on
-    # the 2-core machine of docs/recipes.md: MiniLM's end (360 MB) took under a second; the estimate, 1.7 s, keeps
+    # the 2-core machine of docs/recipes.md: MiniLM's end (360 MB) took 0.65-1.0 s; the estimate, 1.7 s, keeps
     # room for a slower disk without leaving much of a short budget unused.
     bytes_written = 4 * sum(p.numel() * p.element_size() for p in job.model.parameters())
     return 1.5 * evaluation + bytes_written / 300e6 + 0.5
