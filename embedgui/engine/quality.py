@@ -51,7 +51,7 @@ class QualitySettings:
     # its own initial state for both tools. One run's ratio of gains moves by +-0.3 (docs/recipes.md); the mean of
     # several is what a default is chosen on.
     seeds: int = 1
-    # Settings changed on top of embedgui's defaults ("train.lr" -> 1e-4): what an ablation row turns on or off.
+    # Settings changed on top of embedgui's defaults ("optim.lr" -> 1e-4): what an ablation row turns on or off.
     overrides: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None  # where the Debian packages are unpacked (default: the checkout's .cache/testdata)
 
