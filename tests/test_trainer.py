@@ -380,3 +380,11 @@ def test_train_dropout_zero_makes_the_training_forward_deterministic(family, tin
 def test_train_dropout_outside_zero_to_one_is_a_config_error(tiny_bert, tmp_path):
     with pytest.raises(Exception, match=r"train.dropout: 1.0 is not allowed; use a probability in \[0, 1\)"):
         make_config(tiny_bert, tmp_path, train={"dropout": 1})
+
+
+def test_similar_batches_on_streamed_data_says_it_has_no_effect(tiny_bert, tmp_path, caplog):
+    cfg = make_config(tiny_bert, tmp_path, data={"stream": True},
+                      train={"similar_batches": True, "steps_per_epoch": 1})
+    with caplog.at_level("WARNING", logger="embedgui"):
+        assert Trainer(cfg).fit().status == "finished"
+    assert "train.similar_batches has no effect on streamed data (data.stream)" in caplog.text

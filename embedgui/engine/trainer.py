@@ -241,6 +241,10 @@ class Trainer:
             else:
                 log.warning("train.early_stopping_patience has no effect: it needs eval data (data.eval_path or "
                             "data.eval_split) and train.eval_every.")
+        if c.train.similar_batches and (c.data.stream or not c.data.shuffle):
+            what = "streamed data (data.stream)" if c.data.stream else "unshuffled data (data.shuffle false)"
+            log.warning("train.similar_batches has no effect on %s: it groups the rows of a shuffled pass held in "
+                        "memory.", what)
         if device.type == "cpu" and not any(isinstance(cb, CpuThreads) for cb in self.callbacks):
             self.callbacks.append(CpuThreads())  # the machine may get busy later: threads follow the free cores
         if c.output.save_metrics and world.is_main and not any(isinstance(cb, JsonlCallback) for cb in self.callbacks):
