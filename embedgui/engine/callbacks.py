@@ -8,6 +8,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -206,7 +207,10 @@ class TimeBudget(Callback):
         self.reserve = reserve or (lambda step_seconds: 0.0)
         self.calibrate, self.window = calibrate, window
         self.started = time.monotonic()
-        self.marks: list[float] = []  # the clock after each step of this process
+        self.last_mark: float | None = None  # the clock after the last step of this process
+        self.timings = 0  # steps timed so far
+        self.first_gap = 0.0  # the first timing (may still carry warm-up)
+        self.gaps: deque[float] = deque(maxlen=window)  # the later timings, the last `window` of them
         self.step_seconds: float | None = None
         self.planned: int | None = None
         self.cap: int | None = None  # a resumed run keeps the plan it was started with as its most
@@ -215,15 +219,22 @@ class TimeBudget(Callback):
         return self.seconds - (time.monotonic() - self.started)
 
     def on_step_end(self, state: TrainState) -> None:
-        self.marks.append(time.monotonic())
-        gaps = [b - a for a, b in zip(self.marks, self.marks[1:])]
-        if len(gaps) < self.calibrate:
+        now, last = time.monotonic(), self.last_mark
+        self.last_mark = now
+        if last is None:
+            return
+        self.timings += 1
+        if self.timings == 1:
+            self.first_gap = now - last
+        else:
+            self.gaps.append(now - last)
+        if self.timings < self.calibrate:
             return
         # Later, the first timing is left out too: it may still carry warm-up (kernels for new shapes).
-        recent = gaps[1:][-self.window :] if len(gaps) >= 5 else gaps
-        self.step_seconds = sum(recent) / len(recent) if len(gaps) >= 5 else sorted(recent)[len(recent) // 2]
-        gaps = recent[-10:]
-        spare = self.left() - self.reserve(self.step_seconds) - 0.5 * max(gaps)
+        early = self.timings < 5
+        recent = [self.first_gap, *self.gaps] if early else list(self.gaps)
+        self.step_seconds = sorted(recent)[len(recent) // 2] if early else sum(recent) / len(recent)
+        spare = self.left() - self.reserve(self.step_seconds) - 0.5 * max(recent[-10:])
         total = state.step + max(0, int(spare // max(self.step_seconds, 1e-9)))
         if self.cap is not None:
             total = min(total, self.cap)
