@@ -305,3 +305,56 @@ def test_the_key_of_the_browsers_stored_id_outlives_a_restart(tmp_path):
     assert first == again and len(first) >= 24
     assert (tmp_path / "ws" / ".browser_secret").stat().st_mode & 0o077 == 0  # readable by the app only
     assert AppContext.create(tmp_path / "other", hosted=True).browser_secret() != first
+
+
+def _age(folder: Path, days: float) -> None:
+    """Make everything in folder look last touched `days` ago."""
+    when = time.time() - days * 86400
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (when, when))
+
+
+def test_folders_of_visitors_gone_for_a_week_are_removed_but_not_one_whose_run_goes(tmp_path, tiny_bert,
+                                                                                     monkeypatch):
+    """A hosted app's disk filled with the folders of every visitor who ever came; now an unvisited one goes after
+    keep_days (the visit is recorded), never while its run trains, and the visitor gets a fresh folder back."""
+    from embedgui.ui.context import SEEN_NAME
+
+    ctx = AppContext.create(tmp_path / "ws", hosted=True)
+    gone, busy, recent = (ctx.visitor(name) for name in ("gone", "busy", "recent"))
+    (gone.data_dir / "upload.csv").write_text("term,definition\nalpha,one\n")
+    assert (gone.workspace / SEEN_NAME).exists()  # a visit is recorded
+    for visitor in (gone, busy, recent):
+        _age(visitor.workspace, 3 if visitor is recent else 8)
+    config = _limited_config(tmp_path, tiny_bert, steps_per_epoch=100000)
+    config.output.save_dir = str(busy.runs_dir)
+    ctx.run.start(config, owner="busy")
+    try:
+        removed = ctx.sweep()
+        assert ctx.run.active
+    finally:
+        ctx.run.stop("busy")
+        assert ctx.run.wait(180)
+    assert removed == [gone.workspace] and not gone.workspace.exists()
+    assert busy.workspace.exists() and recent.workspace.exists()
+    back = ctx.visitor("gone")  # the same browser returns: an empty workspace again, not an error
+    assert back.data_dir.is_dir() and not any(back.data_dir.iterdir())
+    # a workspace from before .last_seen files counts its newest file as the last visit
+    (recent.workspace / SEEN_NAME).unlink()
+    (recent.data_dir / "new.csv").write_text("x")
+    assert recent.workspace not in ctx.sweep()
+    # EMBEDGUI_HOSTED_KEEP_DAYS=0 keeps every folder (the sweep at the app's start included)
+    _age(recent.workspace, 30)
+    monkeypatch.setenv("EMBEDGUI_HOSTED_KEEP_DAYS", "0")
+    keep_all = AppContext.create(tmp_path / "ws", hosted=True)
+    assert recent.workspace not in keep_all.sweep() and recent.workspace.exists()
+
+
+def test_download_copies_of_a_hosted_app_are_removed_after_a_day(tmp_path):
+    ctx = AppContext.create(tmp_path / "ws", hosted=True)
+    source = tmp_path / "config.json"
+    source.write_text("{}")
+    old, new = Path(ctx.servable(source)).parent, Path(ctx.servable(source)).parent
+    _age(old, 2)
+    removed = ctx.sweep()
+    assert old in removed and not old.exists() and new.exists()

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,14 @@ HOSTED_MAX_MINUTES = 60.0  # one run's training time; EMBEDGUI_HOSTED_MAX_MINUTE
 # fields that may name a Hub repository instead of a local folder
 MODEL_FIELDS = {"model_id", "tokenizer_id", "model", "base"}
 VISITORS = "visitors"  # a hosted app's workspace holds one folder per visitor (browser) under this one
+# A hosted app's disk must not fill with the folders of visitors who never come back: a visitor's folder goes after
+# this many days without a visit (EMBEDGUI_HOSTED_KEEP_DAYS; 0 keeps every folder), download and export copies
+# after a day. The sweep runs when the app starts and then at most once an hour, on a visit.
+HOSTED_KEEP_DAYS = 7.0
+SWEEP_EVERY_S = 3600.0
+COPY_KEEP_S = 86400.0
+SEEN_NAME = ".last_seen"  # touched on a visit (at most once a minute): the visitor's last visit
+COPY_PREFIXES = ("embedgui-dl-", "embedgui-export-")
 
 
 @dataclass
@@ -34,9 +43,12 @@ class AppContext:
     hosted: bool
     run: Run = field(default_factory=Run)
     max_upload_mb: int = 20
+    keep_days: float = HOSTED_KEEP_DAYS
     # a hosted app's visitors' contexts by folder name (shared by every context of the app)
     _visitors: dict[str, AppContext] = field(default_factory=dict, repr=False)
     _visitors_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # when each visitor's visit was last recorded, and "sweep": when the app last swept (shared likewise)
+    _seen: dict[str, float] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, workspace: str | os.PathLike | None = None, hosted: bool | None = None) -> AppContext:
@@ -48,7 +60,11 @@ class AppContext:
         hosted = is_hosted() if hosted is None else hosted
         # a hosted app serves many visitors: only the visitor who started a run may stop or resume it
         minutes = float(os.environ.get("EMBEDGUI_HOSTED_MAX_MINUTES", HOSTED_MAX_MINUTES)) if hosted else None
-        return cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted, max_minutes=minutes))
+        keep = float(os.environ.get("EMBEDGUI_HOSTED_KEEP_DAYS", HOSTED_KEEP_DAYS))
+        ctx = cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted, max_minutes=minutes), keep_days=keep)
+        if hosted:
+            ctx.sweep()
+        return ctx
 
     def browser_secret(self) -> str:
         """The key the browser's stored id is encrypted with, kept in the workspace so it outlives a restart."""
@@ -75,13 +91,49 @@ class AppContext:
         if not self.hosted:
             return self
         name = hashlib.sha256(owner.encode()).hexdigest()[:20] if owner else "anonymous"
+        now = time.time()
+        if now - self._seen.get("sweep", now) >= SWEEP_EVERY_S:
+            self.sweep(now)
         with self._visitors_lock:
+            folder = self.workspace / VISITORS / name
             if name not in self._visitors:
-                folder = self.workspace / VISITORS / name
                 for sub in ("data", "runs"):
                     (folder / sub).mkdir(parents=True, exist_ok=True)
                 self._visitors[name] = dataclasses.replace(self, workspace=folder)
+            if now - self._seen.get(name, 0.0) >= 60:
+                self._seen[name] = now
+                with contextlib.suppress(OSError):
+                    (folder / SEEN_NAME).touch()
             return self._visitors[name]
+
+    def sweep(self, now: float | None = None) -> list[Path]:
+        """Hosted: remove the folders of visitors not seen for keep_days (never the one whose run is going) and
+        download or export copies older than a day. Returns what was removed; a folder that cannot be removed is
+        left for the next sweep."""
+        now = time.time() if now is None else now
+        self._seen["sweep"] = now
+        removed: list[Path] = []
+        busy = Path(self.run.current_dir).resolve() if self.run.active and self.run.current_dir else None
+        visitors = self.workspace / VISITORS
+        if self.keep_days > 0 and visitors.is_dir():
+            for folder in visitors.iterdir():
+                if not folder.is_dir() or _last_seen(folder) > now - self.keep_days * 86400:
+                    continue
+                if busy is not None and busy.is_relative_to(folder.resolve()):
+                    continue
+                with self._visitors_lock:  # a visitor arriving now waits, then gets a fresh folder
+                    shutil.rmtree(folder, ignore_errors=True)
+                    self._visitors.pop(folder.name, None)
+                    self._seen.pop(folder.name, None)
+                if not folder.exists():
+                    removed.append(folder)
+        for prefix in COPY_PREFIXES:
+            for folder in Path(tempfile.gettempdir()).glob(prefix + "*"):
+                with contextlib.suppress(OSError):
+                    if folder.is_dir() and folder.stat().st_mtime < now - COPY_KEEP_S:
+                        shutil.rmtree(folder)
+                        removed.append(folder)
+        return removed
 
     @property
     def data_dir(self) -> Path:
@@ -147,3 +199,15 @@ class AppContext:
 
         return [r.path for r in list_runs(self.runs_dir) if r.has_model]
 
+
+
+def _last_seen(folder: Path) -> float:
+    """A visitor folder's last visit: its .last_seen file, or for a folder from before those files the newest of
+    what it holds two levels down (config, uploads, run folders)."""
+    with contextlib.suppress(OSError):
+        return (folder / SEEN_NAME).stat().st_mtime
+    newest = 0.0
+    for path in [folder, *folder.glob("*"), *folder.glob("*/*")]:
+        with contextlib.suppress(OSError):
+            newest = max(newest, path.stat().st_mtime)
+    return newest
