@@ -55,12 +55,12 @@ def test_several_seeds_are_summarised_as_a_ratio_of_mean_gains():
 
 @pytest.mark.slow
 def test_bench_quality_runs_both_tools_in_the_same_time_and_reports(tiny_bert, tmp_path):
-    pairs = make_pairs(tmp_path / "pairs.jsonl", n=120)
+    pairs = make_pairs(tmp_path / "pairs.jsonl", n=120, negatives=False)  # pairs, as the built-in sets
     out = tmp_path / "quality.json"
     done = subprocess.run([sys.executable, "-m", "embedgui", "bench", "--quality", "--model-id", str(tiny_bert),
                            "--device", "cpu", "--data", str(pairs), "--train-pairs", "64", "--eval-queries", "30",
                            "--set", "train.batch_size=16", "--seeds", "2", "--json", str(out),
-                           "--markdown", str(tmp_path / "q.md")],
+                           "--markdown", str(tmp_path / "q.md"), "--work-dir", str(tmp_path / "w")],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -73,3 +73,15 @@ def test_bench_quality_runs_both_tools_in_the_same_time_and_reports(tiny_bert, t
     assert 0 <= r["before"]["recall@1"] <= 1
     assert 0 <= r["st"]["metrics"]["recall@1"] <= 1 and 0 <= r["embedgui"]["metrics"]["mrr@10"] <= 1
     assert "recall@1 gain: embedgui / ST" in done.stdout and (tmp_path / "q.md").read_text().startswith("| data |")
+
+    # An ablation row in the same work folder reuses sentence-transformers' run but not the negatives the last row
+    # mined (one a row, the default): mining counts against embedgui's budget in every row.
+    again = subprocess.run([sys.executable, "-m", "embedgui", "bench", "--quality", "--model-id", str(tiny_bert),
+                            "--device", "cpu", "--data", str(pairs), "--train-pairs", "64", "--eval-queries", "30",
+                            "--set", "train.batch_size=16", "--work-dir", str(tmp_path / "w")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "sentence-transformers' run from" in again.stdout + again.stderr
+    (summary,) = (tmp_path / "w").glob("*-42-embedgui/embedgui/metrics_summary.json")
+    mined = json.loads(summary.read_text())["mined"]
+    assert mined["k"] == 1 and mined["reused"] is False

@@ -343,8 +343,8 @@ def test_set_up_and_evaluation_report_their_phase(tiny_bert, tmp_path):
 
     Trainer(cfg, callbacks=[Spy()]).fit()
     assert [(p, status, step) for p, status, step, _ in seen] == [
-        ("data", "starting", 0), ("model", "starting", 0), ("eval", "running", 2), ("train", "running", 2),
-        ("eval", "running", 4), ("train", "running", 4)]
+        ("data", "starting", 0), ("model", "starting", 0), ("mine", "starting", 0),  # one negative a row, the default
+        ("eval", "running", 2), ("train", "running", 2), ("eval", "running", 4), ("train", "running", 4)]
     assert all(message == PHASES[p] for p, _, _, message in seen)
 
 

@@ -176,15 +176,18 @@ def test_empty_optional_boxes_stay_not_set():
     values = ct.config_to_values(Config())
     optional_numbers = [s.path for s in ct.field_specs() if s.optional and s.kind in (int, float)]
     assert {"train.steps_per_epoch", "data.max_hard_negatives", "train.pad_to_multiple_of"} <= set(optional_numbers)
+    with_default = {"optim.max_grad_norm": "1.0", "data.mine_hard_negatives": "1"}  # optional numbers with a default
     for path in optional_numbers:
-        if path != "optim.max_grad_norm":  # the one optional number with a default
-            assert values[paths.index(path)] == "", path  # shown empty, not 0
+        assert values[paths.index(path)] == with_default.get(path, ""), path  # shown empty, not 0
     config, errors = ct.values_to_config(values)
     assert errors == [] and config.data.max_hard_negatives is None and config.train.steps_per_epoch is None
+    assert config.data.mine_hard_negatives == 1
     values[paths.index("data.max_hard_negatives")] = " 2 "
     values[paths.index("optim.max_grad_norm")] = ""
+    values[paths.index("data.mine_hard_negatives")] = ""
     config, errors = ct.values_to_config(values)
     assert config.data.max_hard_negatives == 2 and config.optim.max_grad_norm is None
+    assert config.data.mine_hard_negatives is None  # emptied: no mining, not the default again
     values[paths.index("train.steps_per_epoch")] = "many"
     config, errors = ct.values_to_config(values)
     assert config is None and errors[0].startswith("train.steps_per_epoch:")

@@ -319,6 +319,10 @@ def run_quality(settings: QualitySettings, log: Callable[[str], None] = print,
                     st = _spawn({**base, "tool": ST, "out_dir": str(work / f"{tag}-st")}, work, f"{tag}-st",
                                 module="embedgui.engine.quality")
                 say(f"{who}: embedgui with a budget of {st['wall_s']:.0f} s")
+                # Mined negatives cached by an earlier row of this work folder would make mining free: each run pays.
+                train_path = Path(data["train_path"])
+                for cached in train_path.parent.glob(f"{train_path.stem}.mined-*.jsonl"):
+                    cached.unlink()
                 ours = _spawn({**base, "tool": EMBEDGUI, "minutes": st["wall_s"] / 60, "overrides": settings.overrides,
                                "out_dir": str(work / f"{tag}-embedgui")}, work, f"{tag}-embedgui",
                               module="embedgui.engine.quality")
