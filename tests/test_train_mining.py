@@ -83,3 +83,36 @@ def test_a_run_on_data_without_negatives_mines_them_first_and_says_so(tiny_bert,
     assert summary["hard_negatives_per_row"]["used_mean"] > 0 and trainer.state.hard_negatives_per_row > 0
     assert list(pairs.parent.glob("pairs.mined-*.jsonl"))
     assert all(not p.hard_negatives for p in read_pairs(pairs)[0])  # the user's file is left as it was
+
+
+@pytest.mark.slow
+def test_the_default_mines_one_a_row_and_stop_during_mining_ends_the_run_with_nothing_changed(tiny_bert, tmp_path):
+    """Mining is on by default (one a row); Stop pressed while a large data set is mined must not wait for the end
+    of mining and then train: the run ends stopped, the earlier run in the folder and the data left as they were."""
+    import threading
+
+    from embedgui.engine.callbacks import Callback
+
+    pairs = make_pairs(tmp_path / "data" / "pairs.jsonl", negatives=False)
+    config = make_config(tiny_bert, tmp_path, data={"pairs_path": str(pairs)}, train={"steps_per_epoch": 2})
+    assert config.data.mine_hard_negatives == 1
+    Trainer(config).fit()
+    first = json.loads((config.run_dir / "metrics_summary.json").read_text())
+    assert first["mined"]["k"] == 1 and first["hard_negatives_per_row"]["data_max"] == 1
+    before = {p.name: p.stat().st_mtime_ns for p in config.run_dir.rglob("*")}
+    for cached in pairs.parent.glob("pairs.mined-*.jsonl"):
+        cached.unlink()  # the next run must mine again
+
+    stop = threading.Event()
+
+    class PressStop(Callback):
+        def on_phase(self, state, phase):
+            if phase == "mine":
+                stop.set()
+
+    trainer = Trainer(config, callbacks=[PressStop()])
+    result = trainer.fit(stop)
+    assert result.status == "stopped" and result.step == 0
+    assert "while mining" in trainer.state.message and trainer.state.status == "stopped"
+    assert {p.name: p.stat().st_mtime_ns for p in config.run_dir.rglob("*")} == before
+    assert not list(pairs.parent.glob("pairs.mined-*.jsonl"))

@@ -89,15 +89,15 @@ def mine_for_training(rows: list[Pair], k: int, embedder: Any, pairs_path: str |
 
 
 def mine_training_data(data: TrainingData, settings: Any, embedder: Any, *, write: bool = True,
-                       batch_size: int = 64) -> dict[str, Any] | None:
+                       batch_size: int = 64, stop: threading.Event | None = None) -> dict[str, Any] | None:
     """data.mine_hard_negatives on the trainer's data (settings: the config's data section): the training rows get
     mined negatives and the negatives' statistics are measured again; None when nothing is mined (the data has
-    negatives of its own, or is streamed)."""
+    negatives of its own, or is streamed). With stop set, mining.MiningStopped is raised at the next batch."""
     if data.negatives.data_max or not isinstance(data.source, list):
         why = "the data has hard negatives of its own" if data.negatives.data_max else "a streamed file is not mined"
         log.info("data.mine_hard_negatives: not mining (%s).", why)
         return None
     data.source, info = mine_for_training(data.source, settings.mine_hard_negatives, embedder,
-                                          data.info["pairs_path"], write=write, batch_size=batch_size)
+                                          data.info["pairs_path"], write=write, batch_size=batch_size, stop=stop)
     data.negatives = negative_stats(data.source, settings.max_hard_negatives)
     return info.to_dict()

@@ -41,6 +41,7 @@ from .distributed import ShardCollator, World
 from .files import SaveError, atomic_write_text, save_error, unwritable_reason
 from .gradcache import with_gradcache
 from .loss import build_loss, learned_temperature
+from .mining import MiningStopped
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
 from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config, set_dropout
 from .optimization import build_optimizer, build_scheduler, resize_schedule, seed_everything
@@ -89,6 +90,7 @@ class Trainer:
         self.data_info: dict[str, Any] = {}
         self._job: Job | None = None
         self._ended = False
+        self._stop_event = threading.Event()
         self.world = World()  # one process; torchrun's rank and world size once fit() joins the process group
         # train.max_minutes: the clock starts now, so reading the data and loading the model count
         self.budget = TimeBudget(config.train.max_minutes, self._finish_seconds) if config.train.max_minutes else None
@@ -99,7 +101,7 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------------------
     def fit(self, stop_event: threading.Event | None = None) -> TrainResult:
         """Train to the end, or until stop_event is set or a callback asks to stop (then a snapshot is saved)."""
-        stop_event = stop_event or threading.Event()
+        stop_event = self._stop_event = stop_event or threading.Event()
         self.control = TrainerControl()
         self._own_group = False
         try:
@@ -123,6 +125,11 @@ class Trainer:
                 self._after_step(job)
                 self._emit("on_step_end")
             return self._finish(job)
+        except MiningStopped:  # Stop while the negatives were mined: nothing trained, nothing changed on disk
+            self.state.status = "stopped"
+            self.state.message = f"stopped while mining hard negatives; {self.run_dir} was left as it was"
+            self._end()
+            return TrainResult("stopped", self.state.step, self.state.max_steps, str(self.run_dir), {})
         except Exception as e:
             error = self._fail(e)
             if error is e:
@@ -287,8 +294,11 @@ class Trainer:
     def _mine(self, job: Job) -> None:
         """data.mine_hard_negatives (train_mining.py); a resumed run finds the same negatives in the cache."""
         self._phase("mine")
+        # A Stop click reaches the mining of a large data set; under torchrun the processes must stop together, so
+        # there they finish mining and stop at the first step.
+        stop = None if job.world.active else self._stop_event
         info = mine_training_data(job.data, self.config.data, job.model, write=job.world.is_main,
-                                  batch_size=job.batch_size)
+                                  batch_size=job.batch_size, stop=stop)
         if info is not None:
             self.state.hard_negatives_per_row = log_negative_stats(job.data.negatives)
             self.data_info.update({"hard_negatives_per_row": job.data.negatives.summary(), "mined": info})
