@@ -116,7 +116,7 @@ class DataConfig:
     # When the training rows have no hard negatives: mine this many per row with the model before training (its
     # false negatives filtered out), cached beside the pairs file and reused; None or 0 = do not mine. 1 by default:
     # with three seeds one mined negative a row raised WordNet's recall@1 gain from 1.05-1.10x sentence-transformers'
-    # to 1.35x in the same time, Korean stayed at 1.50x (docs/recipes.md).
+    # to 1.35-1.37x in the same time, at a small cost on Korean (1.38-1.50x against 1.47-1.55x; docs/recipes.md).
     mine_hard_negatives: int | None = 1
     # Prefixes put in front of every query (anchor) and document (positive, hard negative) text, in training,
     # evaluation, search and the saved model (sentence-transformers prompts "query" / "document").
