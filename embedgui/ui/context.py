@@ -200,7 +200,6 @@ class AppContext:
         return [r.path for r in list_runs(self.runs_dir) if r.has_model]
 
 
-
 def _last_seen(folder: Path) -> float:
     """A visitor folder's last visit: its .last_seen file, or for a folder from before those files the newest of
     what it holds two levels down (config, uploads, run folders)."""
