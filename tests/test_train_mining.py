@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from conftest import _write_tiny_bert
 from test_trainer import make_config, make_pairs
 
@@ -72,12 +73,25 @@ def test_the_cache_is_reused_and_rebuilt_when_the_data_or_the_model_changes(embe
 
 
 @pytest.mark.slow
-def test_a_run_on_data_without_negatives_mines_them_first_and_says_so(tiny_bert, tmp_path):
+def test_a_run_on_data_without_negatives_mines_them_first_and_says_so(tiny_bert, tmp_path, monkeypatch):
+    from embedgui.engine.modeling import Embedder
+
     pairs = make_pairs(tmp_path / "data" / "pairs.jsonl", negatives=False)
-    config = make_config(tiny_bert, tmp_path, data={"pairs_path": str(pairs), "mine_hard_negatives": 2},
+    config = make_config(tiny_bert, tmp_path, dtype="bfloat16", data={"pairs_path": str(pairs),
+                                                                      "mine_hard_negatives": 2},
                          train={"steps_per_epoch": 2})
+    calls = []
+    encode = Embedder.encode
+
+    def spy(self, texts, batch_size=32, *args, **kwargs):
+        calls.append((kwargs.get("prompt"), batch_size, kwargs.get("autocast_dtype")))
+        return encode(self, texts, batch_size, *args, **kwargs)
+
+    monkeypatch.setattr(Embedder, "encode", spy)
     trainer = Trainer(config)
     trainer.fit()
+    # Mining encodes in the run's precision, at twice the training batch (8): faster than float32 at 8, same memory.
+    assert {c for c in calls if c[0]} == {("query", 16, torch.bfloat16), ("document", 16, torch.bfloat16)}
     summary = json.loads((config.run_dir / "metrics_summary.json").read_text())
     assert summary["mined"]["k"] == 2 and summary["mined"]["rows_with_negatives"] > 0
     assert summary["hard_negatives_per_row"]["used_mean"] > 0 and trainer.state.hard_negatives_per_row > 0

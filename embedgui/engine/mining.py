@@ -137,6 +137,7 @@ def mine_hard_negatives(
     near_duplicate: float = NEAR_DUPLICATE,
     score_ratio: float = SCORE_RATIO,
     batch_size: int = 64,
+    autocast_dtype: Any = None,
     on_progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
 ) -> list[list[str]]:
@@ -149,6 +150,8 @@ def mine_hard_negatives(
     With the model, a candidate scored at least score_ratio x the positive's own score is taken for an unlabelled
     positive and skipped (NV-Retriever's positive-aware mining, arXiv:2407.15831).
     Rows get fewer than k when too few candidates pass the false-negative filter (or, for bm25, share a token).
+    autocast_dtype (a torch dtype) encodes under autocast with it, as training does (bf16 on a CPU that has it:
+    about twice as fast); only an embedgui Embedder takes it.
     When stop is set, MiningStopped is raised at the next block of rows (or encoding batch).
     """
     if len(anchors) != len(positives):
@@ -181,8 +184,8 @@ def mine_hard_negatives(
         if embedder is None:
             raise ValueError("method 'model' needs an embedder")
         unique_anchors = list(dict.fromkeys(anchors))
-        a_vec = _encode(embedder, unique_anchors, batch_size, stop, "query")
-        p_vec = _encode(embedder, pool, batch_size, stop, "document")
+        a_vec = _encode(embedder, unique_anchors, batch_size, stop, "query", autocast_dtype)
+        p_vec = _encode(embedder, pool, batch_size, stop, "document", autocast_dtype)
         a_row = {a: i for i, a in enumerate(unique_anchors)}
 
         def score_rows(rows: range) -> np.ndarray:
@@ -214,13 +217,15 @@ def mine_hard_negatives(
 
 
 def _encode(embedder: Any, texts: list[str], batch_size: int, stop: threading.Event | None,
-            prompt: str) -> np.ndarray:
+            prompt: str, autocast_dtype: Any = None) -> np.ndarray:
     """L2-normalised vectors of texts as float32 numpy; with a stop event, checked after every batch.
 
     An embedgui Embedder gets the model's own query/document prompt (e5's "query: ", a Qwen instruction), as
     training and evaluation use; a custom embedder's plain encode(texts, batch_size=...) is all it has to offer.
     """
     kwargs: dict[str, Any] = {"prompt": prompt} if hasattr(embedder, "prompts") else {}
+    if autocast_dtype is not None and hasattr(embedder, "prompts"):
+        kwargs["autocast_dtype"] = autocast_dtype
     if stop is not None:
         kwargs["on_batch"] = lambda done, total: check_stop(stop)
     return _as_numpy(embedder.encode(texts, batch_size=batch_size, **kwargs))

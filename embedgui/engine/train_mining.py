@@ -56,7 +56,8 @@ def cache_key(rows: list[Pair], k: int, embedder: Any) -> str:
 
 
 def mine_for_training(rows: list[Pair], k: int, embedder: Any, pairs_path: str | Path, *, write: bool = True,
-                      batch_size: int = 64, stop: threading.Event | None = None) -> tuple[list[Pair], MiningInfo]:
+                      batch_size: int = 64, autocast_dtype: Any = None,
+                      stop: threading.Event | None = None) -> tuple[list[Pair], MiningInfo]:
     """The rows with up to k mined hard negatives each, from the cache beside pairs_path when it matches."""
     from .mining import mine_hard_negatives  # numpy and BM25: only when mining
 
@@ -75,7 +76,8 @@ def mine_for_training(rows: list[Pair], k: int, embedder: Any, pairs_path: str |
     reused = negatives is not None
     if negatives is None:
         negatives = mine_hard_negatives([r.anchor for r in rows], [r.positive for r in rows], k, method="model",
-                                        embedder=embedder, batch_size=batch_size, stop=stop)
+                                        embedder=embedder, batch_size=batch_size, autocast_dtype=autocast_dtype,
+                                        stop=stop)
         if write:
             if why := unwritable_reason(cache.parent):
                 log.warning("Mined hard negatives are not cached: cannot write in %s (%s).", cache.parent, why)
@@ -89,7 +91,8 @@ def mine_for_training(rows: list[Pair], k: int, embedder: Any, pairs_path: str |
 
 
 def mine_training_data(data: TrainingData, settings: Any, embedder: Any, *, write: bool = True,
-                       batch_size: int = 64, stop: threading.Event | None = None) -> dict[str, Any] | None:
+                       batch_size: int = 64, autocast_dtype: Any = None,
+                       stop: threading.Event | None = None) -> dict[str, Any] | None:
     """data.mine_hard_negatives on the trainer's data (settings: the config's data section): the training rows get
     mined negatives and the negatives' statistics are measured again; None when nothing is mined (the data has
     negatives of its own, or is streamed). With stop set, mining.MiningStopped is raised at the next batch."""
@@ -98,6 +101,7 @@ def mine_training_data(data: TrainingData, settings: Any, embedder: Any, *, writ
         log.info("data.mine_hard_negatives: not mining (%s).", why)
         return None
     data.source, info = mine_for_training(data.source, settings.mine_hard_negatives, embedder,
-                                          data.info["pairs_path"], write=write, batch_size=batch_size, stop=stop)
+                                          data.info["pairs_path"], write=write, batch_size=batch_size,
+                                          autocast_dtype=autocast_dtype, stop=stop)
     data.negatives = negative_stats(data.source, settings.max_hard_negatives)
     return info.to_dict()

@@ -297,8 +297,12 @@ class Trainer:
         # A Stop click reaches the mining of a large data set; under torchrun the processes must stop together, so
         # there they finish mining and stop at the first step.
         stop = None if job.world.active else self._stop_event
+        # Encoding without gradients holds far less than a training step of the same texts, so twice the batch
+        # (at most 128) is safe; in the training precision it is about twice as fast as float32 on a bf16 CPU
+        # (WordNet's 2039 texts: 4.4 s in float32 at 32 a batch, 2.1 s in bf16 at 128).
         info = mine_training_data(job.data, self.config.data, job.model, write=job.world.is_main,
-                                  batch_size=job.batch_size, stop=stop)
+                                  batch_size=min(128, 2 * job.batch_size),
+                                  autocast_dtype=job.precision.autocast_dtype, stop=stop)
         if info is not None:
             self.state.hard_negatives_per_row = log_negative_stats(job.data.negatives)
             self.data_info.update({"hard_negatives_per_row": job.data.negatives.summary(), "mined": info})
