@@ -363,8 +363,11 @@ def test_train_dropout_zero_makes_the_training_forward_deterministic(family, tin
         model_dir = tiny_bert
 
     def two_forwards(dropout):
-        cfg = make_config(model_dir, tmp_path, train={"dropout": dropout})
-        model = Trainer(cfg)._load_model(torch.device("cpu"))
+        # Attention dropout set apart: on a CPU it is off by default (test_attention_dropout_...), and the tiny
+        # decoder has no other dropout.
+        cfg = make_config(model_dir, tmp_path, train={"dropout": dropout,
+                                                      "attention_dropout": 0.5 if dropout is None else None})
+        model, _ = Trainer(cfg)._load_model(torch.device("cpu"))
         assert model.training
         features = model.tokenize(["the model data text", "a query of the document"], max_length=16)
         torch.manual_seed(0)
@@ -375,6 +378,45 @@ def test_train_dropout_zero_makes_the_training_forward_deterministic(family, tin
     assert not torch.allclose(first, second)
     first, second = two_forwards(0.0)
     assert torch.equal(first, second)
+
+
+def test_attention_dropout_is_off_on_a_cpu_by_default_and_its_steps_use_the_plain_attention_kernel(tiny_bert,
+                                                                                                     tmp_path):
+    """On a CPU, attention dropout's random masks cost 40% of a BERT step at 128 tokens: unset, it is off there, the
+    other dropout stays, and the steps run PyTorch's plain attention kernel (the fused one it would pick without
+    dropout is slower on short texts). A number, or train.dropout, keeps it on."""
+    from embedgui.engine.config import ConfigError
+    from embedgui.engine.loss import InfoNCELoss
+    from embedgui.engine.modeling import attention_dropout
+
+    def loaded(**train):
+        model, math = Trainer(make_config(tiny_bert, tmp_path, train=train))._load_model(torch.device("cpu"))
+        rates = {type(m).__name__: m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+        return attention_dropout(model), math, rates
+
+    rate, math, _ = loaded(attention_dropout=0.1)
+    assert rate == 0.1 and not math  # the tiny model's own rate, kept when asked for
+    rate, math, rates = loaded()
+    assert rate == 0.0 and math
+    assert sum(1 for m in rates.values() if m > 0) > 0  # hidden-state dropout stays
+    assert loaded(dropout=0.2)[:2] == (0.2, False)
+    assert loaded(dropout=0.0)[:2] == (0.0, True)
+    with pytest.raises(ConfigError, match="train.attention_dropout"):
+        make_config(tiny_bert, tmp_path, train={"attention_dropout": 1.0})
+
+    fused_allowed = []
+    forward = InfoNCELoss.forward
+
+    def spy(self, *args, **kwargs):
+        fused_allowed.append(torch.backends.cuda.flash_sdp_enabled())
+        return forward(self, *args, **kwargs)
+
+    for train, expected in (({}, False), ({"attention_dropout": 0.1}, True)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(InfoNCELoss, "forward", spy)
+            fused_allowed.clear()
+            Trainer(make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 2, **train})).fit()
+        assert fused_allowed and set(fused_allowed) == {expected}, train
 
 
 def test_train_dropout_outside_zero_to_one_is_a_config_error(tiny_bert, tmp_path):

@@ -249,6 +249,35 @@ def set_dropout(model: nn.Module, p: float) -> int:
     return count
 
 
+def _attention_dropouts(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """Where a model keeps the dropout rate of its attention weights: an nn.Dropout child of a module whose class
+    name ends in "Attention" (BERT's BertSelfAttention, XLM-R's, MPNet's, DistilBERT's MultiHeadSelfAttention; the
+    dropout on the attention's output projection sits in another module) or a float attention_dropout (Llama,
+    Qwen). LoRA's own dropout layers are left out."""
+    found: list[tuple[nn.Module, str]] = []
+    for name, module in model.named_modules():
+        if "lora_" in name:
+            continue
+        if type(module).__name__.endswith("Attention"):
+            found += [(child, "p") for child in module.children() if isinstance(child, nn.Dropout)]
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            found.append((module, "attention_dropout"))
+    return found
+
+
+def attention_dropout(model: nn.Module) -> float:
+    """The highest dropout rate on the model's attention weights (0.0 when it has none that embedgui finds)."""
+    return max((float(getattr(m, attr)) for m, attr in _attention_dropouts(model)), default=0.0)
+
+
+def set_attention_dropout(model: nn.Module, p: float) -> int:
+    """Set the dropout on the attention weights (not the hidden states) to p; how many places were set."""
+    places = _attention_dropouts(model)
+    for module, attr in places:
+        setattr(module, attr, p)
+    return len(places)
+
+
 def _not_found(model_id: str, local_files_only: bool, error: Exception) -> ModelLoadError:
     tried = f"'{model_id}' is not a local folder"
     if model_id in PACKAGED_MODELS:

@@ -43,7 +43,14 @@ from .gradcache import with_gradcache
 from .loss import build_loss, learned_temperature
 from .mining import MiningStopped
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
-from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config, set_dropout
+from .modeling import (
+    Embedder,
+    attention_dropout,
+    enable_gradient_checkpointing,
+    load_embedder_from_config,
+    set_attention_dropout,
+    set_dropout,
+)
 from .optimization import build_optimizer, build_scheduler, resize_schedule, seed_everything
 from .snapshots import (
     BEST_NAME,
@@ -217,7 +224,7 @@ class Trainer:
                                self.run_dir / METRICS_NAME, resumed_from=snapshot,
                                old_folder_pending=snapshot is None, world=world)
         self._phase("model")
-        job.model = self._load_model(device)
+        job.model, job.math_attention = self._load_model(device)
         distributed.broadcast_parameters(job.model)  # every process starts from rank 0's weights, as DDP does
         if c.data.mine_hard_negatives:
             self._mine(job)
@@ -277,19 +284,29 @@ class Trainer:
             raise TrainingError(f"Cannot write to the output folder {self.run_dir} ({why}); choose "
                                 "another output.save_dir, or make the folder writable.")
 
-    def _load_model(self, device: torch.device) -> Embedder:
+    def _load_model(self, device: torch.device) -> tuple[Embedder, bool]:
+        """The model to train, and whether its steps should use the plain attention kernel (Job.attention_kernels)."""
         c = self.config
         model = load_embedder_from_config(c, for_training=True)
         model.to(device)
         if c.train.grad_checkpointing and not enable_gradient_checkpointing(model):
             log.warning("train.grad_checkpointing: this model does not support it; training without.")
         model.train()
+        had_attention_dropout = attention_dropout(model) > 0
         if c.train.dropout is not None:
             set_dropout(model, c.train.dropout)
+        rate = c.train.attention_dropout
+        if rate is None and c.train.dropout is None and device.type == "cpu" and had_attention_dropout:
+            rate = 0.0
+            log.info("Attention dropout off on the CPU (train.attention_dropout empty): its random masks took 40%% "
+                     "of a step at 128 tokens; the model's other dropout stays.")
+        if rate is not None:
+            set_attention_dropout(model, rate)
+        math_attention = device.type == "cpu" and had_attention_dropout and attention_dropout(model) == 0
         if model.max_length < c.train.max_length:
             log.warning("train.max_length %d is more than this model takes; using %d.", c.train.max_length,
                         model.max_length)
-        return model
+        return model, math_attention
 
     def _mine(self, job: Job) -> None:
         """data.mine_hard_negatives (train_mining.py); a resumed run finds the same negatives in the cache."""
@@ -330,10 +347,12 @@ class Trainer:
         for _ in range(job.accum):
             batch = to_device(next(job.batches), job.device)
             job.consumed += 1
-            with torch.autocast(**job.autocast):
-                out = self.loss(job.model, batch)
-            scaled = out.loss / job.accum
-            (job.scaler.scale(scaled) if job.scaler else scaled).backward()
+            # Backward too: gradient checkpointing and gradient caching run parts of the forward again in it.
+            with job.attention_kernels():
+                with torch.autocast(**job.autocast):
+                    out = self.loss(job.model, batch)
+                scaled = out.loss / job.accum
+                (job.scaler.scale(scaled) if job.scaler else scaled).backward()
             losses.append(out.loss.detach().float())
             job.window.add(out, batch["size"])
         # Under torchrun: the mean gradient over the processes, so every process takes the same step.

@@ -279,6 +279,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "train.temperature": ("Temperature", "온도"),
     "train.learn_temperature": ("Learn the temperature", "온도 학습"),
     "train.dropout": ("Dropout", "드롭아웃"),
+    "train.attention_dropout": ("Attention dropout", "어텐션 드롭아웃"),
     "train.log_every": ("Log every (steps)", "로그 간격(스텝)"),
     "train.eval_every": ("Evaluate every (steps)", "평가 간격(스텝)"),
     "train.max_minutes": ("Time budget (minutes)", "시간 예산(분)"),
@@ -355,6 +356,10 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
                           "logits = 코사인 / 온도. loss가 NaN이면 0.1~0.2로 높이세요."),
     "train.dropout": ("Dropout while training: 0 = off (faster); empty = the model's own (0.1 for BERT).",
                       "학습 중 드롭아웃: 0은 끔(더 빠름). 비우면 모델 기본값(BERT는 0.1)."),
+    "train.attention_dropout": ("Dropout on attention weights alone; empty = off on a CPU (steps up to 1.7x faster), "
+                                "the model's own elsewhere.",
+                                "어텐션 가중치에만 거는 드롭아웃. 비우면 CPU에서는 끔(스텝이 최대 1.7배 빠름), "
+                                "그 외에는 모델 기본값."),
     "train.log_every": ("Steps between chart points.", "차트 점 사이 스텝 수."),
     "train.eval_every": ("Evaluate every N steps when eval data is set; 0 = at the end.",
                          "평가 데이터가 있을 때 N 스텝마다 평가. 0이면 마지막에만."),
