@@ -49,7 +49,8 @@ class TrainConfig:
     # Learn the temperature (as log(temperature), starting from train.temperature, kept within 0.01-1).
     learn_temperature: bool = False
     # Dropout probability for every dropout layer of the model while training (0 = off, which also makes a step
-    # faster); None = the model's own (0.1 for BERT-like models). A LoRA adapter's dropout is train.lora.dropout.
+    # faster); None = the model's own (0.1 for BERT-like models), but see attention_dropout. A LoRA adapter's dropout
+    # is train.lora.dropout.
     dropout: float | None = None
     # Dropout on the attention weights alone while training. None = automatic: off on a CPU, where drawing its
     # random mask over every head's score matrix took 40% of a BERT step at 128 tokens (a step at 128 tokens then
