@@ -76,9 +76,15 @@ class _Bm25:
                            weights=np.concatenate([self.weights[t] for t in ids]), minlength=self.n)
 
 
-def _ranked(scores: np.ndarray, positive_only: bool, first: int) -> Iterator[int]:
-    """Indices by descending score, ties by index; sorts only the top `first` unless more are asked for."""
-    idx = np.flatnonzero(scores > 0) if positive_only else np.arange(len(scores))
+def _ranked(scores: np.ndarray, positive_only: bool, first: int, below: float = np.inf) -> Iterator[int]:
+    """Indices by descending score, ties by index; sorts only the top `first` unless more are asked for.
+    Only scores under `below` are ranked (model mining's ceiling: leaving those out here, vectorised, instead of
+    skipping them one by one matters where the ceiling is low: thousands of candidates for a row whose positive the
+    model scores low; WordNet's 80k rows spent most of their mining time in that loop)."""
+    keep = scores > 0 if positive_only else np.ones(len(scores), dtype=bool)
+    if below < np.inf:
+        keep &= scores < below
+    idx = np.flatnonzero(keep)
     if len(idx) > first:
         # Everything scoring at least the first-th best, so ties at the cut are all in and ordered by index.
         cut = np.partition(scores[idx], len(idx) - first)[len(idx) - first]
@@ -204,9 +210,9 @@ def mine_hard_negatives(
             rejects = reject.for_row(anchors[i], positives[i])
             ceiling = score_ratio * positive_score[i] if method == "model" and positive_score[i] > 0 else np.inf
             picks: list[int] = []
-            for j in _ranked(block[offset], method == "bm25", first):
+            for j in _ranked(block[offset], method == "bm25", first, below=ceiling):
                 # Near-copies of a pick (two spellings of one definition) would spend k on one negative.
-                if block[offset][j] < ceiling and not rejects(j) and not any(reject.similar(j, q) for q in picks):
+                if not rejects(j) and not any(reject.similar(j, q) for q in picks):
                     picks.append(j)
                     if len(picks) == k:
                         break
