@@ -229,9 +229,8 @@ def _encode(embedder: Any, texts: list[str], batch_size: int, stop: threading.Ev
     An embedgui Embedder gets the model's own query/document prompt (e5's "query: ", a Qwen instruction), as
     training and evaluation use; a custom embedder's plain encode(texts, batch_size=...) is all it has to offer.
     """
-    kwargs: dict[str, Any] = {"prompt": prompt} if hasattr(embedder, "prompts") else {}
-    if autocast_dtype is not None and hasattr(embedder, "prompts"):
-        kwargs["autocast_dtype"] = autocast_dtype
+    ours = hasattr(embedder, "prompts")
+    kwargs: dict[str, Any] = {"prompt": prompt, "autocast_dtype": autocast_dtype} if ours else {}
     if stop is not None:
         kwargs["on_batch"] = lambda done, total: check_stop(stop)
     return _as_numpy(embedder.encode(texts, batch_size=batch_size, **kwargs))

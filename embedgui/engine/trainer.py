@@ -43,14 +43,7 @@ from .gradcache import with_gradcache
 from .loss import build_loss, learned_temperature
 from .mining import MiningStopped
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
-from .modeling import (
-    Embedder,
-    attention_dropout,
-    enable_gradient_checkpointing,
-    load_embedder_from_config,
-    set_attention_dropout,
-    set_dropout,
-)
+from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config, set_training_dropout
 from .optimization import build_optimizer, build_scheduler, resize_schedule, seed_everything
 from .snapshots import (
     BEST_NAME,
@@ -292,17 +285,7 @@ class Trainer:
         if c.train.grad_checkpointing and not enable_gradient_checkpointing(model):
             log.warning("train.grad_checkpointing: this model does not support it; training without.")
         model.train()
-        had_attention_dropout = attention_dropout(model) > 0
-        if c.train.dropout is not None:
-            set_dropout(model, c.train.dropout)
-        rate = c.train.attention_dropout
-        if rate is None and c.train.dropout is None and device.type == "cpu" and had_attention_dropout:
-            rate = 0.0
-            log.info("Attention dropout off on the CPU (train.attention_dropout empty): its random masks took 40%% "
-                     "of a step at 128 tokens; the model's other dropout stays.")
-        if rate is not None:
-            set_attention_dropout(model, rate)
-        math_attention = device.type == "cpu" and had_attention_dropout and attention_dropout(model) == 0
+        math_attention = set_training_dropout(model, c.train.dropout, c.train.attention_dropout, device)
         if model.max_length < c.train.max_length:
             log.warning("train.max_length %d is more than this model takes; using %d.", c.train.max_length,
                         model.max_length)
