@@ -1,7 +1,9 @@
-"""bench --quality: the same-time comparison runs end to end (smoke), and its Korean data set parses apt's file."""
+"""bench --quality: the same-time comparison runs end to end (smoke), and its Debian data sets parse apt's files
+and man pages."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -10,7 +12,13 @@ import pytest
 from conftest import ROOT
 from test_trainer import make_pairs
 
-from embedgui.engine.quality import QualityResult, debian_korean_descriptions, quality_table, summarize
+from embedgui.engine.quality import (
+    QualityResult,
+    debian_descriptions,
+    man_page_summaries,
+    quality_table,
+    summarize,
+)
 
 
 def test_korean_package_descriptions_become_summary_to_description_pairs(tmp_path):
@@ -20,11 +28,55 @@ def test_korean_package_descriptions_become_summary_to_description_pairs(tmp_pat
         "Package: amphetamine\nDescription-md5: 84628a\nDescription-ko: 독특한 시각 효과를 제공하는 게임\n"
         " Amphetamine는 색깔 광원, 안개 그리고 광환 같은 몇몇 독특한 시각 효과를\n .\n 제공하는 게임입니다.\n\n"
         "Package: tiny\nDescription-md5: 1\nDescription-ko: 짧은 설명\n 짧음\n", encoding="utf-8")
-    pairs = debian_korean_descriptions(lists)
+    pairs = debian_descriptions(lists, "ko")
     assert [p.anchor for p in pairs] == ["독특한 시각 효과를 제공하는 게임"]  # a body under 20 characters is dropped
     body = pairs[0].positive
     assert body.startswith("Amphetamine는 색깔 광원") and body.endswith("제공하는 게임입니다.")
     assert " . " not in body  # the paragraph marker line is not text
+
+
+def test_english_descriptions_come_from_the_release_file_not_the_security_updates(tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    block = "Package: {0}\nDescription-md5: 1\nDescription-en: {0} summary\n {0} does a long list of things.\n\n"
+    # The security archive's file sorts first by name but holds a few packages; the release's holds them all.
+    (lists / "deb.debian.org_debian-security_dists_bookworm-security_main_i18n_Translation-en").write_text(
+        block.format("openssl"), encoding="utf-8")
+    (lists / "deb.debian.org_debian_dists_bookworm_main_i18n_Translation-en").write_text(
+        "".join(block.format(name) for name in ("openssl", "zsh", "7zip")), encoding="utf-8")
+    pairs = debian_descriptions(lists, "en")
+    assert [p.anchor for p in pairs] == ["openssl summary", "zsh summary", "7zip summary"]
+    assert pairs[1].positive == "zsh does a long list of things."
+
+
+def test_man_pages_give_their_names_and_one_line_summary(tmp_path):
+    def page(path, text):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(text.encode()))
+
+    page(tmp_path / "man3/malloc.3.gz", '.\\" Copyright notice\n.TH malloc 3\n.SH NAME\n'
+         "malloc, free, calloc, realloc, reallocarray \\- allocate and free dynamic memory\n.SH LIBRARY\n")
+    page(tmp_path / "man2/open.2.gz", '.TH open 2\n.SH "NAME"\n.\\" a comment line\n'
+         "\\fBopen\\fP, openat, creat \\- open and possibly create a file \\(em or a device\n.SH SYNOPSIS\n")
+    page(tmp_path / "man3/calloc.3.gz", ".so man3/malloc.3\n")  # a pointer to another page
+    page(tmp_path / "man3/broken.3.gz", ".TH broken 3\n.SH DESCRIPTION\nno name section\n.SH SEE ALSO\n")
+    pairs = man_page_summaries(tmp_path)
+    assert [(p.anchor, p.positive) for p in pairs] == [
+        ("open, openat, creat", "open and possibly create a file or a device"),
+        ("malloc, free, calloc, realloc, reallocarray", "allocate and free dynamic memory")]
+
+
+def test_the_real_man_pages_parse_without_roff_left_in_them():
+    from embedgui.engine.wordnet import default_dir
+
+    man_dir = default_dir().parent / "manpages-dev" / "usr/share/man"
+    if not man_dir.is_dir():
+        pytest.skip(f"{man_dir} is missing: run bash scripts/fetch_testdata.sh (Debian's manpages-dev)")
+    pairs = man_page_summaries(man_dir)
+    assert len(pairs) > 1500
+    by_names = {p.anchor: p.positive for p in pairs}
+    assert by_names["malloc, free, calloc, realloc, reallocarray"] == "allocate and free dynamic memory"
+    assert not [p for p in pairs if "\\" in p.anchor + p.positive or p.positive.startswith("-")]
 
 
 def test_the_gain_ratio_compares_recall_at_1_gains():

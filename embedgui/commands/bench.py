@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="sentence-transformers at its defaults for one epoch (wall-clock T), then embedgui at "
                               "its defaults with a budget of T, on the same pairs; recall before and after")
     quality.add_argument("--data", nargs="+", default=None, metavar="NAME_OR_FILE",
-                         help="wordnet, tech-glossary, debian-ko (default: all three) or pairs files (30%% held out)")
+                         help="wordnet, tech-glossary, debian-ko (default: all three), debian-en, manpages (two kinds "
+                              "the defaults were not chosen on) or pairs files (30%% held out)")
     quality.add_argument("--train-pairs", type=positive_int, default=1024, help="training pairs per data set")
     quality.add_argument("--eval-queries", type=positive_int, default=1000,
                          help="held-out queries per data set (at most half of it)")

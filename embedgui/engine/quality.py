@@ -11,10 +11,18 @@ Data sets, all real and all from Debian packages fetched by the command (nothing
 - tech-glossary: the Python 3.11 and git glossaries (python3.11-doc, git-doc), term -> definition, extracted by
   embedgui's own crawler extraction from the HTML pages;
 - debian-ko: Korean package descriptions (Debian's Translation-ko): the one-line summary -> the long description.
+
+Two more kinds, not in the default run, check that defaults chosen on the three above carry over to data they were
+not chosen on (docs/recipes.md, "Data the defaults were not chosen on"):
+- debian-en: the same descriptions in English (Translation-en): long English texts on which the base model starts
+  high;
+- manpages: Linux system calls and C library functions (manpages-dev): the names of a page -> its one-line
+  summary ("malloc, free, calloc, realloc" -> "allocate and free dynamic memory"). Short technical texts.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
@@ -31,7 +39,8 @@ from .config import DEFAULT_MODEL_ID
 from .data import Pair, read_pairs, split_pairs, write_pairs
 from .text import fold
 
-DATASETS = ("wordnet", "tech-glossary", "debian-ko")
+DATASETS = ("wordnet", "tech-glossary", "debian-ko")  # the default run: the defaults are chosen on these
+CHECK_DATASETS = ("debian-en", "manpages")  # named too, for checking the defaults on data they were not chosen on
 ST, EMBEDGUI = "sentence-transformers", "embedgui"
 
 
@@ -89,37 +98,68 @@ def _tech_glossary(settings: QualitySettings) -> list[Pair]:
     return pairs
 
 
-def debian_korean_descriptions(lists_dir: Path) -> list[Pair]:
-    """Debian's Korean package descriptions (Translation-ko): summary line -> long description.
+def debian_descriptions(lists_dir: Path, language: str = "ko") -> list[Pair]:
+    """Debian's package descriptions in a language (Translation-ko, Translation-en): summary line -> long
+    description.
 
     Fetched into lists_dir with apt's own client and a private lists folder (the system's apt lists are untouched).
     """
-    index = next(iter(sorted(lists_dir.glob("*Translation-ko*"))), None)
+    def main_index() -> Path | None:  # the release's own file, not the few packages of security or updates
+        return max(lists_dir.glob(f"*_main_i18n_Translation-{language}*"), key=lambda f: f.stat().st_size,
+                   default=None)
+
+    index = main_index()
     if index is None:
         lists_dir.mkdir(parents=True, exist_ok=True)
         (lists_dir / "partial").mkdir(exist_ok=True)
         if shutil.which("apt-get"):
-            subprocess.run(["apt-get", "update", "-qq", "-o", "Acquire::Languages=ko", "-o",
+            subprocess.run(["apt-get", "update", "-qq", "-o", f"Acquire::Languages={language}", "-o",
                             f"Dir::State::Lists={lists_dir}", "-o",
                             "Acquire::IndexTargets::deb::Packages::DefaultEnabled=false"],
                            capture_output=True, timeout=600)
-        index = next(iter(sorted(lists_dir.glob("*Translation-ko*"))), None)
+        index = main_index()
         if index is None:
-            raise QualityError("Debian's Korean package descriptions (Translation-ko) could not be fetched with "
+            raise QualityError(f"Debian's package descriptions (Translation-{language}) could not be fetched with "
                                "apt-get; run this on a Debian machine with network access to its mirror, or pass "
                                "another data set.")
     helper = "/usr/lib/apt/apt-helper"
     raw = subprocess.run([helper, "cat-file", str(index)], capture_output=True, timeout=120).stdout \
         if Path(helper).exists() else index.read_bytes()
+    field_name = re.escape(f"Description-{language}")
     pairs = []
     for block in raw.decode("utf-8", errors="replace").split("\n\n"):
-        match = re.search(r"^Description-ko: (.*)\n((?: .*\n?)*)", block, re.MULTILINE)
+        match = re.search(rf"^{field_name}: (.*)\n((?: .*\n?)*)", block, re.MULTILINE)
         if not match:
             continue
         summary = match.group(1).strip()
         body = " ".join(line.strip() for line in match.group(2).splitlines() if line.strip() not in ("", "."))
         if summary and len(body) > 20:
             pairs.append(Pair(summary, body))
+    return pairs
+
+
+_ROFF_FONT = re.compile(r"\\f(?:[BIRP]|\(\w\w|\[\w*\])")  # \fB, \fR, \f(CW, \f[B]: font changes
+_ROFF_ESCAPE = re.compile(r"\\(?:\(\w\w|\[[^]]*\]|.)")  # any other escape: \-, \(em, \[dq], \&
+
+
+def man_page_summaries(man_dir: Path) -> list[Pair]:
+    """(names, summary) of every man page under man_dir (man2/open.2.gz ...) from its NAME section,
+    ".SH NAME\\nopen, openat, creat \\- open and possibly create a file": "open, openat, creat" -> "open and
+    possibly create a file". Pages that only point to another (".so man2/open.2") are left out."""
+    pairs = []
+    for path in sorted(man_dir.glob("man*/*.gz")):
+        text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+        match = re.search(r"^\.SH\s+\"?NAME\"?\s*\n(.*?)(?=^\.SH)", text, re.MULTILINE | re.DOTALL)
+        if text.startswith(".so ") or not match:
+            continue
+        lines = [ln for ln in match.group(1).splitlines() if ln.strip() and not ln.startswith((".\\\"", "'\\\""))]
+        line = " ".join(re.sub(r"^\.[A-Za-z]+\s*", "", ln) for ln in lines)
+        line = _ROFF_FONT.sub("", line).replace("\\-", "\x00")
+        line = " ".join(_ROFF_ESCAPE.sub("", line).split())
+        names, sep, summary = line.partition("\x00")
+        names, summary = names.strip(" ,"), summary.strip()
+        if sep and names and len(summary) > 5:
+            pairs.append(Pair(names, summary))
     return pairs
 
 
@@ -134,13 +174,19 @@ def prepare(name: str, settings: QualitySettings, work: Path, seed: int | None =
     else:
         if name == "tech-glossary":
             pairs, kind = _tech_glossary(settings), "Python 3.11 + git glossaries, term -> definition"
-        elif name == "debian-ko":
-            pairs = debian_korean_descriptions(work.parent / "debian-ko-lists")
-            kind = "Debian Korean package descriptions, summary -> long description"
+        elif name in ("debian-ko", "debian-en"):
+            language = name.rsplit("-", 1)[1]
+            pairs = debian_descriptions(work.parent / f"{name}-lists", language)
+            kind = f"Debian {'Korean' if language == 'ko' else 'English'} package descriptions, summary -> long " \
+                   "description"
+        elif name == "manpages":
+            man_dir = _testdata(settings, "manpages-dev") / "usr/share/man"
+            pairs, kind = man_page_summaries(man_dir), "Linux man pages (manpages-dev), names -> NAME summary"
         elif Path(name).is_file():
             pairs, kind = read_pairs(name)[0], f"{name}"
         else:
-            raise QualityError(f"--data: {name} is neither one of {', '.join(DATASETS)} nor a pairs file.")
+            raise QualityError(f"--data: {name} is neither one of {', '.join(DATASETS + CHECK_DATASETS)} nor a "
+                               "pairs file.")
         # One pair per distinct query and per distinct answer: a duplicated text would have two right answers.
         seen: set[str] = set()
         unique = []
