@@ -13,7 +13,7 @@ Data sets, all real and all from Debian packages fetched by the command (nothing
 - debian-ko: Korean package descriptions (Debian's Translation-ko): the one-line summary -> the long description.
 
 Two more kinds, not in the default run, check that defaults chosen on the three above carry over to data they were
-not chosen on (docs/recipes.md, "Data the defaults were not chosen on"):
+not chosen on (docs/recipes.md, "The data sets"):
 - debian-en: the same descriptions in English (Translation-en): long English texts on which the base model starts
   high;
 - manpages: Linux system calls and C library functions (manpages-dev): the names of a page -> its one-line
