@@ -98,7 +98,10 @@ def _tech_glossary(settings: QualitySettings) -> list[Pair]:
     return pairs
 
 
-def debian_descriptions(lists_dir: Path, language: str = "ko") -> list[Pair]:
+_DEBIAN_LANGUAGES = {"debian-ko": ("ko", "Korean"), "debian-en": ("en", "English")}  # data set -> apt's language
+
+
+def debian_descriptions(lists_dir: Path, language: str) -> list[Pair]:
     """Debian's package descriptions in a language (Translation-ko, Translation-en): summary line -> long
     description.
 
@@ -149,8 +152,10 @@ def man_page_summaries(man_dir: Path) -> list[Pair]:
     pairs = []
     for path in sorted(man_dir.glob("man*/*.gz")):
         text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+        if text.startswith(".so "):
+            continue
         match = re.search(r"^\.SH\s+\"?NAME\"?\s*\n(.*?)(?=^\.SH)", text, re.MULTILINE | re.DOTALL)
-        if text.startswith(".so ") or not match:
+        if not match:
             continue
         lines = [ln for ln in match.group(1).splitlines() if ln.strip() and not ln.startswith((".\\\"", "'\\\""))]
         line = " ".join(re.sub(r"^\.[A-Za-z]+\s*", "", ln) for ln in lines)
@@ -174,11 +179,10 @@ def prepare(name: str, settings: QualitySettings, work: Path, seed: int | None =
     else:
         if name == "tech-glossary":
             pairs, kind = _tech_glossary(settings), "Python 3.11 + git glossaries, term -> definition"
-        elif name in ("debian-ko", "debian-en"):
-            language = name.rsplit("-", 1)[1]
+        elif name in _DEBIAN_LANGUAGES:
+            language, language_name = _DEBIAN_LANGUAGES[name]
             pairs = debian_descriptions(work.parent / f"{name}-lists", language)
-            kind = f"Debian {'Korean' if language == 'ko' else 'English'} package descriptions, summary -> long " \
-                   "description"
+            kind = f"Debian {language_name} package descriptions, summary -> long description"
         elif name == "manpages":
             man_dir = _testdata(settings, "manpages-dev") / "usr/share/man"
             pairs, kind = man_page_summaries(man_dir), "Linux man pages (manpages-dev), names -> NAME summary"
