@@ -10,6 +10,7 @@ over the ranks as the trainer does. It writes both to OUT/rank-<r>.json for the 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -81,8 +82,25 @@ def main(model_dir: str, out_dir: str) -> None:
             "grad_max_diff": max((a - b).abs().max().item() for a, b in zip(ref_grads, dist_grads)),
             "params": len(ref_grads),
         }
-    Path(out_dir, f"rank-{world.rank}.json").write_text(json.dumps(results))
     distributed.shutdown()
+    # The process group must really end here: gloo threads that outlive it race the interpreter's exit (SIGABRT).
+    results["gloo_threads_after_shutdown"] = gloo_threads()
+    Path(out_dir, f"rank-{world.rank}.json").write_text(json.dumps(results))
+
+
+def gloo_threads() -> list[str] | None:
+    """Names of this process's gloo threads (Linux: /proc/self/task); None where that cannot be read."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    names = []
+    for task in tasks:
+        try:
+            names.append(Path("/proc/self/task", task, "comm").read_text().strip())
+        except OSError:  # the thread ended while we looked
+            continue
+    return sorted(n for n in names if "gloo" in n)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ def test_gathered_loss_and_gradients_equal_one_process_on_the_concatenated_batch
     torchrun(str(ROOT / "tests" / "dist_worker.py"), str(tiny_bert), str(tmp_path), cwd=tmp_path)
     for rank in (0, 1):
         results = json.loads((tmp_path / f"rank-{rank}.json").read_text())
+        # Leaving the group ends its gloo threads (torch's functional all_gather kept them alive past
+        # destroy_process_group, and a rank then aborted at exit now and then).
+        assert results.pop("gloo_threads_after_shutdown") in ([], None)
         assert set(results) == {"plain", "symmetric", "matryoshka", "gradcache"}
         for kind, r in results.items():
             assert r["loss_gathered"] == pytest.approx(r["loss_reference"], rel=1e-5), kind

@@ -85,6 +85,13 @@ def init(device: torch.device) -> World:
     if not world.active or not dist.is_available():
         return World()
     if not dist.is_initialized():
+        # Imported before the group exists: its functions take `group=group.WORLD` as a default argument, bound when
+        # the module is first imported (by transformers when it builds a model, by the differentiable all_gather).
+        # Imported after init, every default holds the process group, destroy_process_group cannot end it, and its
+        # gloo threads, still holding Python tensors, race the interpreter's exit: a rank then died with SIGABRT
+        # ("terminate called without an active exception") after saving, about one torchrun run in fifteen.
+        import torch.distributed.nn  # noqa: F401
+
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(world.local_rank)
