@@ -380,25 +380,28 @@ def test_train_dropout_zero_makes_the_training_forward_deterministic(family, tin
     assert torch.equal(first, second)
 
 
-def test_attention_dropout_is_off_on_a_cpu_by_default_and_its_steps_use_the_plain_attention_kernel(tiny_bert,
-                                                                                                     tmp_path):
-    """On a CPU, attention dropout's random masks cost 40% of a BERT step at 128 tokens: unset, it is off there, the
-    other dropout stays, and the steps run PyTorch's plain attention kernel (the fused one it would pick without
-    dropout is slower on short texts). A number, or train.dropout, keeps it on."""
+def test_dropout_is_off_on_a_cpu_by_default_and_its_steps_use_the_plain_attention_kernel(tiny_bert, tmp_path):
+    """On a CPU, dropout's random masks cost 40% of a BERT step at 128 tokens (attention) and a fifth at 32 tokens
+    (hidden states): unset, every dropout is off there, and the steps run PyTorch's plain attention kernel (the
+    fused one it would pick without dropout is slower on short texts). A number for either keeps the model's other
+    dropout; train.dropout sets both."""
     from embedgui.engine.config import ConfigError
     from embedgui.engine.loss import InfoNCELoss
     from embedgui.engine.modeling import attention_dropout
 
     def loaded(**train):
         model, math = Trainer(make_config(tiny_bert, tmp_path, train=train))._load_model(torch.device("cpu"))
-        rates = {type(m).__name__: m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+        rates = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
         return attention_dropout(model), math, rates
 
-    rate, math, _ = loaded(attention_dropout=0.1)
+    rate, math, rates = loaded(attention_dropout=0.1)
     assert rate == 0.1 and not math  # the tiny model's own rate, kept when asked for
+    assert any(p > 0 for p in rates)  # and its hidden-state dropout with it
+    rate, math, rates = loaded(attention_dropout=0.0)
+    assert rate == 0.0 and math and any(p > 0 for p in rates)
     rate, math, rates = loaded()
     assert rate == 0.0 and math
-    assert sum(1 for m in rates.values() if m > 0) > 0  # hidden-state dropout stays
+    assert rates and not any(p > 0 for p in rates)  # hidden-state dropout is off too
     assert loaded(dropout=0.2)[:2] == (0.2, False)
     assert loaded(dropout=0.0)[:2] == (0.0, True)
     with pytest.raises(ConfigError, match="train.attention_dropout"):

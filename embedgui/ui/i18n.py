@@ -354,12 +354,14 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
                                 "temperature로 표시됩니다."),
     "train.temperature": ("logits = cosine / temperature; raise to 0.1-0.2 if the loss goes NaN.",
                           "logits = 코사인 / 온도. loss가 NaN이면 0.1~0.2로 높이세요."),
-    "train.dropout": ("Dropout while training: 0 = off (faster); empty = the model's own (0.1 for BERT).",
-                      "학습 중 드롭아웃: 0은 끔(더 빠름). 비우면 모델 기본값(BERT는 0.1)."),
-    "train.attention_dropout": ("Dropout on attention weights alone; empty = off on a CPU (steps up to 1.7x faster), "
-                                "the model's own elsewhere.",
-                                "어텐션 가중치에만 거는 드롭아웃. 비우면 CPU에서는 끔(스텝이 최대 1.7배 빠름), "
-                                "그 외에는 모델 기본값."),
+    "train.dropout": ("Dropout while training: 0 = off (faster); empty = off on a CPU (steps up to 1.7x faster), "
+                      "the model's own elsewhere (0.1 for BERT).",
+                      "학습 중 드롭아웃: 0은 끔(더 빠름). 비우면 CPU에서는 끔(스텝이 최대 1.7배 빠름), "
+                      "그 외에는 모델 기본값(BERT는 0.1)."),
+    "train.attention_dropout": ("Dropout on attention weights alone; empty = the dropout above. A number keeps the "
+                                "model's other dropout.",
+                                "어텐션 가중치에만 거는 드롭아웃. 비우면 위의 드롭아웃을 따릅니다. 숫자를 넣으면 "
+                                "모델의 다른 드롭아웃은 그대로 둡니다."),
     "train.log_every": ("Steps between chart points.", "차트 점 사이 스텝 수."),
     "train.eval_every": ("Evaluate every N steps when eval data is set; 0 = at the end.",
                          "평가 데이터가 있을 때 N 스텝마다 평가. 0이면 마지막에만."),
