@@ -283,7 +283,8 @@ def set_training_dropout(model: nn.Module, dropout: float | None, attention: flo
     """train.dropout and train.attention_dropout on the model to train; whether its steps should run on the plain
     (math) attention kernel (Job.attention_kernels): on a CPU, where attention dropout that the model had is now
     off. Both unset on a CPU turn every dropout off: drawing the random masks took 40% of a BERT step at 128 tokens
-    (attention) and a fifth of one at 32 tokens (hidden states), for no measured gain in quality."""
+    (attention) and a fifth of one at 32 tokens (hidden states), and the runs without them did as well or better in
+    the same time (docs/recipes.md)."""
     had_attention_dropout = attention_dropout(model) > 0
     cpu = device.type == "cpu"
     if dropout is None and cpu and attention is None and _has_dropout(model):
