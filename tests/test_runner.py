@@ -14,6 +14,10 @@ from embedgui.engine.config import ConfigError
 from embedgui.engine.runner import Run, RunBusyError, RunOwnerError, RunSnapshot
 from embedgui.engine.trainer import Trainer
 
+# Steps a run is given when the test stops it: more than a tiny model gets through before the stop lands, however
+# fast its steps are (200 were not enough once dropout went off on the CPU).
+LONG = 100_000
+
 
 def wait_for(run, predicate, timeout=60):
     deadline = time.time() + timeout
@@ -27,16 +31,16 @@ def wait_for(run, predicate, timeout=60):
 
 def test_run_trains_in_background_and_second_start_is_refused(tiny_bert, tmp_path):
     run = Run()
-    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 200})
+    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": LONG})
     run.start(cfg)
     with pytest.raises(RunBusyError, match="already going"):
         run.start(cfg)
     snap = wait_for(run, lambda s: len(s.logs) >= 2)
-    assert snap.status in ("running", "stopping") and snap.device == "cpu" and snap.max_steps == 200
+    assert snap.status in ("running", "stopping") and snap.device == "cpu" and snap.max_steps == LONG
     assert run.stop()
     assert run.wait(60)
     final = run.snapshot()
-    assert final.status == "stopped" and 2 <= final.step < 200
+    assert final.status == "stopped" and 2 <= final.step < LONG
     assert [r["step"] for r in final.logs] == list(range(1, final.step + 1))
     assert any("Device cpu" in line for line in final.log_lines)
     # a second snapshot (another tab, a reloaded page) shows the same history
@@ -112,7 +116,7 @@ def test_run_log_keeps_only_its_own_thread_and_never_changes_the_logger_level(ti
 def _run_with_other_threads_logging(tiny_bert, tmp_path, logger, level):
     run = Run()
     assert logger.level == level  # Run() sets a level only where nobody has
-    run.start(make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 200}))
+    run.start(make_config(tiny_bert, tmp_path, train={"steps_per_epoch": LONG}))
     during = []
     crawl_log = logging.getLogger("embedgui.engine.crawler")
 
@@ -149,7 +153,7 @@ def test_a_start_stopped_at_once_leaves_no_empty_run_folder(tiny_bert, tmp_path)
 
 def test_hosted_run_belongs_to_the_session_that_started_it(tiny_bert, tmp_path):
     run = Run(single_user=False)
-    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 200})
+    cfg = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": LONG})
     run.start(cfg, owner="alice")
     assert run.can_control("alice") and not run.can_control("bob") and not run.can_control(None)
     with pytest.raises(RunOwnerError, match="Another visitor's run"):
@@ -175,7 +179,7 @@ def test_hosted_run_belongs_to_the_session_that_started_it(tiny_bert, tmp_path):
 
 def test_single_user_runs_ignore_owners(tiny_bert, tmp_path):
     run = Run()
-    run.start(make_config(tiny_bert, tmp_path, train={"steps_per_epoch": 200}), owner="tab-1")
+    run.start(make_config(tiny_bert, tmp_path, train={"steps_per_epoch": LONG}), owner="tab-1")
     assert run.can_control("tab-2")
     wait_for(run, lambda s: len(s.logs) >= 1)
     assert run.stop(owner="tab-2") and run.wait(60)
