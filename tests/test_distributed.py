@@ -58,8 +58,8 @@ def test_gathered_loss_and_gradients_equal_one_process_on_the_concatenated_batch
     torchrun(str(ROOT / "tests" / "dist_worker.py"), str(tiny_bert), str(tmp_path), cwd=tmp_path)
     for rank in (0, 1):
         results = json.loads((tmp_path / f"rank-{rank}.json").read_text())
-        # Leaving the group ends its gloo threads (torch's functional all_gather kept them alive past
-        # destroy_process_group, and a rank then aborted at exit now and then).
+        # Leaving the group ends its gloo threads (torch.distributed.nn, imported after init, kept the group alive
+        # past destroy_process_group in its default arguments, and a rank then aborted at exit now and then).
         assert results.pop("gloo_threads_after_shutdown") in ([], None)
         assert set(results) == {"plain", "symmetric", "matryoshka", "gradcache"}
         for kind, r in results.items():

@@ -233,20 +233,20 @@ def enable_gradient_checkpointing(model: Embedder) -> bool:
 
 
 def set_dropout(model: nn.Module, p: float) -> int:
-    """Set every dropout layer of the model to probability p; how many were set. LoRA's own dropout (peft's
-    lora_dropout layers) is left to train.lora.dropout. Decoder models (Llama, Qwen, Mistral) keep the attention's
-    rate as a float attribute, read at each forward, so that is set too."""
-    count = 0
+    """Set every dropout layer of the model to probability p; how many had another rate before. LoRA's own dropout
+    (peft's lora_dropout layers) is left to train.lora.dropout. Decoder models (Llama, Qwen, Mistral) keep the
+    attention's rate as a float attribute, read at each forward, so that is set too."""
+    changed = 0
     for name, module in model.named_modules():
         if "lora_" in name:
             continue
         if isinstance(module, nn.Dropout):
+            changed += module.p != p
             module.p = p
-            count += 1
         elif isinstance(getattr(module, "attention_dropout", None), float):
+            changed += module.attention_dropout != p
             module.attention_dropout = p
-            count += 1
-    return count
+    return changed
 
 
 def _attention_dropouts(model: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -287,21 +287,15 @@ def set_training_dropout(model: nn.Module, dropout: float | None, attention: flo
     the same time (docs/recipes.md)."""
     had_attention_dropout = attention_dropout(model) > 0
     cpu = device.type == "cpu"
-    if dropout is None and cpu and attention is None and _has_dropout(model):
-        dropout = 0.0
-        log.info("Dropout off on the CPU (train.dropout empty): its random masks took up to a fifth of a step on "
-                 "short texts and 40%% on long ones; set train.dropout to keep it.")
-    if dropout is not None:
+    if dropout is None and cpu and attention is None:
+        if set_dropout(model, 0.0):
+            log.info("Dropout off on the CPU (train.dropout empty): its random masks took up to a fifth of a step on "
+                     "short texts and 40%% on long ones; set train.dropout to keep it.")
+    elif dropout is not None:
         set_dropout(model, dropout)
     if attention is not None:
         set_attention_dropout(model, attention)
     return cpu and had_attention_dropout and attention_dropout(model) == 0
-
-
-def _has_dropout(model: nn.Module) -> bool:
-    """Whether any dropout of the model (LoRA's own aside) is on."""
-    return any(isinstance(m, nn.Dropout) and m.p > 0 for name, m in model.named_modules() if "lora_" not in name) \
-        or attention_dropout(model) > 0
 
 
 def _not_found(model_id: str, local_files_only: bool, error: Exception) -> ModelLoadError:
