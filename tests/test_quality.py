@@ -137,3 +137,31 @@ def test_bench_quality_runs_both_tools_in_the_same_time_and_reports(tiny_bert, t
     (summary,) = (tmp_path / "w").glob("*-42-embedgui/embedgui/metrics_summary.json")
     mined = json.loads(summary.read_text())["mined"]
     assert mined["k"] == 1 and mined["reused"] is False
+
+
+def test_the_benchmark_scores_a_model_with_its_query_and_document_prompts(tmp_path):
+    """bench scores through the evaluate command's evaluator: a model saved with prompts (its own, or trained with
+    data.query_prompt in a --set row) is scored with them, queries with the query prompt, the corpus with the
+    document prompt; before, the bench encoded every text bare and scored such a model on inputs it never saw."""
+    from conftest import _write_tiny_bert
+
+    from embedgui.engine.benchmark import evaluate_saved
+    from embedgui.engine.data import read_pairs
+    from embedgui.engine.evaluate import evaluate_pairs
+    from embedgui.engine.modeling import load_embedder
+
+    model_dir = _write_tiny_bert(tmp_path / "prompted")
+    prompts = {"query": "query: ", "document": "passage: "}
+    (model_dir / "config_sentence_transformers.json").write_text(json.dumps({"prompts": prompts}), encoding="utf-8")
+    pairs = make_pairs(tmp_path / "held_out.jsonl", n=40, negatives=False)
+
+    got = evaluate_saved(model_dir, pairs, "cpu", 64, 16)
+
+    model = load_embedder(str(model_dir), device="cpu", max_length=64)
+    rows, _ = read_pairs(pairs)
+    with_prompts = evaluate_pairs(lambda texts: model.encode([prompts["query"] + t for t in texts]), rows,
+                                  encode_corpus=lambda texts: model.encode([prompts["document"] + t for t in texts]))
+    bare = evaluate_pairs(lambda texts: model.encode(texts), rows)
+    assert bare["mrr@10"] != with_prompts["mrr@10"]  # the prompts change the ranking of this model
+    assert got["mrr@10"] == pytest.approx(with_prompts["mrr@10"])
+    assert got["recall@1"] == pytest.approx(with_prompts["recall@1"])

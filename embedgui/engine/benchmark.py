@@ -280,13 +280,13 @@ def _train_st(spec: dict[str, Any], out: Path) -> tuple[dict[str, Any], Path]:
 
 def evaluate_saved(model_dir: str | Path, eval_path: str | Path, device: str, max_length: int,
                    batch_size: int) -> dict[str, float]:
-    """Held-out metrics of a model folder through one evaluator for both tools (fp32, embedgui's encode)."""
-    from .evaluate import evaluate_pairs
-    from .modeling import load_embedder
+    """Held-out metrics of a model folder through one evaluator for both tools (fp32, embedgui's encode): the
+    `evaluate` command's, so a model with query/document prompts (its own, or data.query_prompt in a --set row) is
+    scored with them, as it was trained."""
+    from .evaluate import evaluate_model
 
-    model = load_embedder(str(model_dir), device=device, max_length=max_length)
-    pairs, _ = read_pairs(eval_path)
-    return evaluate_pairs(lambda texts: model.encode(texts, batch_size=batch_size), pairs)
+    return evaluate_model(str(model_dir), eval_path, device=device, max_length=max_length,
+                          batch_size=batch_size).metrics
 
 
 def _spawn(spec: dict[str, Any], work: Path, name: str, module: str = "embedgui.engine.benchmark") -> dict[str, Any]:
