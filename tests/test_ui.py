@@ -592,3 +592,78 @@ def test_the_table_readers_refusals_read_in_korean(tmp_path):
         # a command, an example row or a parser's own detail in brackets is not the app's prose
         shown = re.sub(r"jq -c .*|\{.*\}|\(.*?\)", "", korean)
         assert korean != str(info.value) and not re.search(r"[a-z]{4,} [a-z]{4,}", shown), (name, korean)
+
+
+def test_why_a_run_did_not_start_or_stopped_reads_in_korean(tmp_path, monkeypatch):
+    """The Train tab's message for the errors a user causes when training, made by the real engine code (a bad
+    pairs file, a model folder that cannot load, an unavailable device, an unwritable or empty output folder, NaN,
+    out of memory), shown in Korean with the file, line, field and values kept."""
+    import torch
+
+    from embedgui.engine.config import config_from_dict
+    from embedgui.engine.data import Pair, PairsError, find_pairs_path, read_pairs, split_pairs
+    from embedgui.engine.device import DeviceError, resolve_device
+    from embedgui.engine.modeling import ModelLoadError, load_embedder
+    from embedgui.engine.train_job import TrainingError, not_finite_message, oom_message
+    from embedgui.engine.trainer import Trainer
+    from embedgui.ui.engine_text import engine_text
+
+    messages: list[str] = []
+
+    def caught(kind, call, *args, **kwargs):
+        with pytest.raises(kind) as info:
+            call(*args, **kwargs)
+        messages.append(str(info.value))
+
+    bad_lines = {"json": '{"anchor": "a", "positive": oops}', "array": '["a", "b"]', "missing": '{"anchor": "a"}',
+                 "empty": '{"anchor": " ", "positive": "b"}', "number": '{"anchor": "a", "positive": 3}',
+                 "negatives": '{"anchor": "a", "positive": "b", "hard_negatives": "c"}'}
+    for name, line in bad_lines.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text('{"anchor": "ok", "positive": "fine"}\n' + line + "\n", encoding="utf-8")
+        caught(PairsError, read_pairs, path)
+    (tmp_path / "latin1.jsonl").write_bytes('{"anchor": "caf\u00e9", "positive": "b"}\n'.encode("latin-1"))
+    caught(PairsError, read_pairs, tmp_path / "latin1.jsonl")
+    (tmp_path / "blank.jsonl").write_text("\n\n", encoding="utf-8")
+    caught(PairsError, read_pairs, tmp_path / "blank.jsonl")
+    caught(PairsError, find_pairs_path, str(tmp_path), None)
+    monkeypatch.chdir(tmp_path)
+    caught(PairsError, find_pairs_path, None, None)
+    caught(PairsError, split_pairs, [Pair("same", "one", []), Pair("same", "two", [])], 0.2, 42)
+
+    (tmp_path / "weights.bin").write_bytes(b"0")
+    (tmp_path / "no_type").mkdir()
+    (tmp_path / "no_type" / "config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "custom").mkdir()
+    (tmp_path / "custom" / "config.json").write_text(json.dumps(
+        {"model_type": "foo", "auto_map": {"AutoConfig": "configuration_foo.FooConfig"}}), encoding="utf-8")
+    for model in ("missing-folder", "weights.bin", "no_type", "custom"):
+        caught(ModelLoadError, load_embedder, str(tmp_path / model), device="cpu")
+    if not torch.cuda.is_available():
+        caught(DeviceError, resolve_device, "cuda")
+    if not torch.backends.mps.is_available():
+        caught(DeviceError, resolve_device, "mps")
+
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    (tmp_path / "same.jsonl").write_text('{"anchor": "a", "positive": "b"}\n' * 4, encoding="utf-8")
+    (tmp_path / "good.jsonl").write_text("".join(json.dumps({"anchor": f"term {i}", "positive": f"gloss {i}"}) + "\n"
+                                                 for i in range(4)), encoding="utf-8")
+    for pairs, output, resume, batch in (("same", "runs", False, 2), ("good", "runs", False, 1),
+                                         ("good", "a_file/runs", False, 2), ("good", "runs", True, 2)):
+        config = config_from_dict({"model_id": str(tmp_path / "missing-folder"), "device": "cpu",
+                                   "data": {"pairs_path": str(tmp_path / f"{pairs}.jsonl")},
+                                   "train": {"resume": resume, "batch_size": batch},
+                                   "output": {"save_dir": str(tmp_path / output)}})
+        caught(TrainingError, Trainer(config).fit)
+    messages += [not_finite_message("loss", "nan", 3, tmp_path / "runs" / "snapshot"),
+                 not_finite_message("gradient norm", "inf", 1, None),
+                 oom_message(torch.device("cpu"), 4, "train"), oom_message(torch.device("cpu"), 4, "eval")]
+
+    for english in messages:
+        korean = engine_text(english, "ko")
+        # a parser's or library's own detail in brackets, an example row or a command is not the app's prose
+        shown = re.sub(r"\(.*?\)|\{.*\}|`.*?`|Unrecognized model.*", "", korean)
+        assert korean != english and re.search("[가-힣]", korean), english
+        assert not re.search(r"[a-z]{4,} [a-z]{4,}", shown), (english, korean)
+        for kept in re.findall(r"(?:data|train|optim|output|hf)\.\w+|model_id|\b\d+\b|/[\w./-]*\w", english):
+            assert kept in korean, (kept, english, korean)

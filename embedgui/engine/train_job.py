@@ -134,6 +134,13 @@ def oom_message(device: torch.device, step: int, phase: str) -> str:
             "resume.")
 
 
+def not_finite_message(what: str, value: object, step: int, saved_in: object | None) -> str:
+    """A loss or gradient norm turned NaN/inf at step (1-based); saved_in: where the last good state went."""
+    saved = f"the last good state is saved in {saved_in}" if saved_in else "nothing was trained yet"
+    return (f"The {what} became {value} at step {step}; {saved}. Try dtype float32, a higher train.temperature "
+            "(0.1-0.2) or a lower optim.lr, then resume.")
+
+
 def finish_seconds(job: Job | None, step_seconds: float) -> float:
     """A generous estimate of the time the end of a run takes (the final evaluation, the snapshot, the model), from
     the time of a training step; what a time budget keeps free."""

