@@ -5,25 +5,28 @@ python scripts/profile_step.py [--batch-size 32] [--max-length 64] [--steps 4] [
 
 Prints torch.profiler's table (self CPU time by operator) and a summary by phase: collation (tokenising),
 forward, backward, optimizer. Used for docs/performance.md; --dtype bfloat16 runs forward and loss under bf16
-autocast, as the trainer does on a CPU with native bf16.
+autocast, as the trainer does on a CPU with native bf16; dropout and the attention kernel are set as the trainer sets
+them on a CPU (off, and the plain kernel), unless --attn forces one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from embedgui.engine.data import PairCollator, make_loader, read_pairs  # noqa: E402
 from embedgui.engine.loss import InfoNCELoss  # noqa: E402
-from embedgui.engine.modeling import load_embedder, packaged_model_path  # noqa: E402
+from embedgui.engine.modeling import load_embedder, packaged_model_path, set_training_dropout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +48,11 @@ def main() -> None:
     print("attention implementation:", model.backbone.config._attn_implementation, "threads:",
           torch.get_num_threads())
     model.train()
+    # As the trainer sets the model up: dropout off on a CPU (train.dropout empty), then the plain attention kernel.
+    math_attention = set_training_dropout(model, None, None, torch.device("cpu")) and not args.attn
+    print("dropout:", "off" if not any(m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)) else "on",
+          "math attention kernel:", math_attention)
+    kernels = (lambda: sdpa_kernel([SDPBackend.MATH])) if math_attention else contextlib.nullcontext
     rows, _ = read_pairs(args.pairs)
     collator = PairCollator(model.tokenizer, model.max_length)
     batches = iter(make_loader(rows, collator, batch_size=args.batch_size, seed=0))
@@ -59,12 +67,13 @@ def main() -> None:
         with torch.profiler.record_function("collate"):
             batch = collator(next(raw))
         t1 = time.perf_counter()
-        with torch.profiler.record_function("forward+loss"), torch.autocast("cpu", dtype=torch.bfloat16,
-                                                                            enabled=args.dtype == "bfloat16"):
-            out = loss_fn(model, batch)
-        t2 = time.perf_counter()
-        with torch.profiler.record_function("backward"):
-            out.loss.backward()
+        with kernels():
+            with torch.profiler.record_function("forward+loss"), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                                                enabled=args.dtype == "bfloat16"):
+                out = loss_fn(model, batch)
+            t2 = time.perf_counter()
+            with torch.profiler.record_function("backward"):
+                out.loss.backward()
         t3 = time.perf_counter()
         with torch.profiler.record_function("optimizer"):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
