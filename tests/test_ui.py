@@ -583,7 +583,8 @@ def test_the_table_readers_refusals_read_in_korean(tmp_path):
 
     files = {"empty.csv": b"", "book.xlsx": b"PK\x03\x04" + bytes(range(256)) * 4, "nul.csv": b"term,def\x00\n",
              "broken.jsonl": b'{"anchor": "a", "positive": "b"}\n{"anchor": oops}\n', "array.jsonl": b'[{"a": 1}]',
-             "ragged.csv": "용어,정의\n가,나\n다,라,마,바\n".encode(), "one.csv": "용어\n가\n나\n".encode()}
+             "ragged.csv": "용어,정의\n가,나\n다,라,마,바\n".encode(), "one.csv": "용어\n가\n나\n".encode(),
+             "empty.jsonl": b""}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(TableError) as info:
@@ -667,3 +668,65 @@ def test_why_a_run_did_not_start_or_stopped_reads_in_korean(tmp_path, monkeypatc
         assert not re.search(r"[a-z]{4,} [a-z]{4,}", shown), (english, korean)
         for kept in re.findall(r"(?:data|train|optim|output|hf)\.\w+|model_id|\b\d+\b|/[\w./-]*\w", english):
             assert kept in korean, (kept, english, korean)
+
+
+def test_every_problem_the_config_check_finds_reads_in_korean():
+    """Each rule of the config check, broken once, read in Korean: the Config tab lists these, and Start repeats
+    them (it used to show the English sentences after a Korean first line)."""
+    from embedgui.engine.config import ConfigError
+    from embedgui.ui.engine_text import engine_text
+
+    broken = [
+        {"device": "gpu", "dtype": "fp64", "pooling": "max", "model_id": " "},
+        {"optim": {"name": "sgdd", "scheduler": "cos", "lr": 2, "weight_decay": -1, "warmup_ratio": 1,
+                   "max_grad_norm": 0}},
+        {"train": {"batch_size": 0, "max_minutes": 0, "temperature": 20, "dropout": 1, "attention_dropout": -0.1,
+                   "lora": {"r": 0, "alpha": -1, "dropout": 2, "target_modules": []}, "matryoshka_dims": "big"}},
+        {"train": {"lora": "yes", "matryoshka_dims": [64, 64]}},
+        {"train": {"learn_temperature": True, "temperature": 5, "gradcache_chunk": 8}},
+        {"train": {"epochs": None, "max_length": "long", "symmetric": "yes", "similar_batches": 1}},
+        {"data": {"eval_split": 2, "query_prompt": 3}},
+        {"data": {"eval_split": 0.1, "stream": True}},
+        {"output": {"save_name": "..", "save_dir": "", "best_metric": "recall@3", "keep_best": True}},
+    ]
+    errors = []
+    for data in broken:
+        with pytest.raises(ConfigError) as info:
+            config_from_dict(data)
+        errors += info.value.errors
+    assert len(errors) >= 35, errors
+    for english in errors:
+        korean = engine_text(english, "ko")
+        shown = re.sub(r"다음 중 하나를 고르세요: .*", "", korean)  # the choices are values, not the app's prose
+        assert korean != english and re.search("[가-힣]", korean), english
+        assert not re.search(r"[a-z]{4,} [a-z]{4,}", shown), (english, korean)
+        assert english.split(":")[0] in korean  # the field is named as the form names it
+
+
+def test_the_precision_reasons_the_column_choice_and_a_corpus_without_a_column_read_in_korean(tmp_path):
+    """The progress line's precision reason (the CPU probe's verdict, a resumed run's kept precision), how an
+    uploaded table's columns were chosen, and a Search corpus whose column was not picked, all from the engine."""
+    import torch
+
+    from embedgui.engine.device import precision_for_resume, resolve_precision
+    from embedgui.engine.search import CorpusError, load_corpus
+    from embedgui.engine.tables import detect_columns, read_table
+    from embedgui.ui.engine_text import column_choice_text, engine_text
+
+    cpu = torch.device("cpu")
+    reasons = [resolve_precision("auto", cpu).reason, resolve_precision("auto", cpu).reason,  # probed, then cached
+               precision_for_resume("auto", cpu, "bfloat16", "cpu").reason]
+    (tmp_path / "corpus.csv").write_text("term,definition\nbatch,a group of rows\n", encoding="utf-8")
+    with pytest.raises(CorpusError) as info:
+        load_corpus(tmp_path / "corpus.csv")
+    for english in [*reasons, str(info.value)]:
+        korean = engine_text(english, "ko")
+        assert korean != english and re.search("[가-힣]", korean), english
+        assert not re.search(r"[a-z]{4,} [a-z]{4,}", korean), (english, korean)
+    (tmp_path / "headed.csv").write_text("term,definition\nbatch,a group of rows\n", encoding="utf-8")
+    (tmp_path / "bare.csv").write_text("batch,a group of rows\nepoch,one pass over the data\n", encoding="utf-8")
+    for name in ("headed.csv", "bare.csv"):
+        how = detect_columns(read_table(tmp_path / name)).how
+        korean = column_choice_text(how, "ko")
+        assert korean != how and not re.search(r"[a-z]{4,}", korean), (how, korean)
+        assert column_choice_text(how, "en") == how

@@ -31,7 +31,7 @@ from ..engine.paths import PathRefused
 from .base import UI, note
 from .config_tab import save_config, validation_markdown, workspace_config
 from .context import SAMPLE_GLOSSARY, SAMPLE_PAIRS
-from .engine_text import engine_text
+from .engine_text import column_choice_text, engine_text
 from .i18n import has_text, t
 
 PREVIEW_ROWS = 50
@@ -49,7 +49,7 @@ def table_preview(path: str, lang: str = "en") -> tuple[list[str], str, str, pd.
     preview = pd.DataFrame([row[: len(table.columns)] for row in table.rows[:PREVIEW_ROWS]],
                            columns=table.columns).astype(str)
     message = t(lang, "data.upload_ok", name=Path(path).name, rows=len(table.rows), columns=", ".join(table.columns),
-                encoding=table.encoding, how=choice.how)
+                encoding=table.encoding, how=column_choice_text(choice.how, lang))
     return table.columns, choice.anchor, choice.positive, preview, message
 
 
@@ -65,7 +65,7 @@ def report_details(report: Any, lang: str) -> list[tuple[str, str]]:
     if report.columns.negatives:
         cols += f", negatives `{report.columns.negatives}`"
     rows = [(t(lang, "report.input"), f"`{report.input_path}` ({report.format}, {report.encoding}{delim})"),
-            (t(lang, "report.columns"), f"{cols} ({report.columns.how})"),
+            (t(lang, "report.columns"), f"{cols} ({column_choice_text(report.columns.how, lang)})"),
             (t(lang, "data.report_rows"), str(report.rows_read)),
             (t(lang, "data.report_skipped"), str(len(report.skipped)))]
     for reason, lines in report.skipped_by_reason().items():

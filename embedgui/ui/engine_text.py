@@ -14,7 +14,42 @@ _HINTS_KO = {
     "give a number": "숫자를 입력하세요",
     "give a text string": "텍스트를 입력하세요",
     "fix the path": "경로를 고치세요",
+    "use a learning rate in (0, 1), typically 1e-5 to 1e-4": "0과 1 사이의 학습률을 쓰세요. 보통 1e-5~1e-4입니다",
+    "use a value in (0, 10], typically 0.02-0.1": "0보다 크고 10 이하인 값을 쓰세요. 보통 0.02~0.1입니다",
+    "use a share in [0, 1), e.g. 0.1": "0 이상 1 미만의 비율을 쓰세요. 예: 0.1",
+    "use a share in [0, 1), e.g. 0.05": "0 이상 1 미만의 비율을 쓰세요. 예: 0.05",
+    "use a probability in [0, 1), e.g. 0 (off) or 0.1, or leave it empty for the model's own":
+        "0 이상 1 미만의 확률을 쓰세요. 예: 0(끔) 또는 0.1. 비워 두면 모델의 값을 씁니다",
+    "use a probability in [0, 1), e.g. 0 (off) or 0.1, or leave it empty for the automatic choice (off on a CPU)":
+        "0 이상 1 미만의 확률을 쓰세요. 예: 0(끔) 또는 0.1. 비워 두면 자동으로 정합니다(CPU에서는 끔)",
+    "use a positive number, or null for none": "양수를 쓰거나, 쓰지 않으려면 비워 두세요",
+    "give a number of minutes above 0, or null for no budget":
+        "0보다 큰 분 단위 시간을 쓰거나, 제한이 없으면 비워 두세요",
+    "give the text put in front of each text, or null": "각 텍스트 앞에 붙일 글을 쓰거나 비워 두세요",
+    "give a plain folder name (no slashes, not . or ..)": "슬래시 없는 폴더 이름을 쓰세요 (. 이나 .. 은 안 됩니다)",
+    "give the adapter rank, a whole number like 8 or 16": "어댑터 랭크를 8이나 16 같은 정수로 쓰세요",
+    "give a positive number, usually 2 x r": "양수를 쓰세요. 보통 r의 2배입니다",
+    'give module names like ["query", "value"], "all-linear", or null for the defaults of the architecture':
+        '["query", "value"] 같은 모듈 이름이나 "all-linear"를 쓰거나, 구조의 기본값을 쓰려면 비워 두세요',
+    "give embedding sizes as whole numbers, e.g. [384, 256, 128, 64], or null for none":
+        "임베딩 크기를 정수로 쓰세요. 예: [384, 256, 128, 64]. 쓰지 않으려면 비워 두세요",
 }
+# the kinds a null field takes (config._type_words)
+_KINDS_KO = {"true/false": "true/false", "whole number": "정수", "number": "숫자", "text": "텍스트"}
+
+
+def _hint_ko(hint: str) -> str:
+    """What to write instead, in Korean where it is known."""
+    if hint in _HINTS_KO:
+        return _HINTS_KO[hint]
+    if m := re.match(r"^it must be (?P<n>\S+) or more$", hint):
+        return f"{m['n']} 이상이어야 합니다"
+    if m := re.match(r"^give an object of LoRA settings \(e\.g\. (?P<x>\{.*?\}), \{\} for the defaults, or null for "
+                     r"full fine-tuning\)$", hint, re.S):
+        return f"LoRA 설정 객체를 쓰세요. 예: {m['x']}. 기본값은 {{}}, 전체 미세 조정은 비워 두세요"
+    return hint
+
+
 _WHAT_KO = {"loss": "손실이", "gradient norm": "그래디언트 노름이",
             "loss of another process": "다른 프로세스의 손실이"}
 
@@ -39,9 +74,33 @@ def _pairs_line_ko(m: re.Match) -> str:
 
 _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^(?P<f>[\w.]+): null is not allowed; give a (?P<k>.+?)\.$"),
-     lambda m: f"{m['f']}: 비워 둘 수 없습니다 ({m['k']})."),
+     lambda m: f"{m['f']}: 비워 둘 수 없습니다 ("
+               + " 또는 ".join(_KINDS_KO.get(k, k) for k in m["k"].split(" or ")) + ")."),
+    (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) is not allowed(?: \(did you mean '(?P<c>[^']+)'\?\))?; choose one of "
+                r"(?P<a>.+)\.$", re.S),
+     lambda m: f"{m['f']}: {m['v']} 값은 쓸 수 없습니다."
+               + (f" '{m['c']}'을(를) 뜻했나요?" if m["c"] else "") + f" 다음 중 하나를 고르세요: {m['a']}."),
     (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) is not allowed; (?P<h>.+?)\.?$", re.S),
-     lambda m: f"{m['f']}: {m['v']} 값은 쓸 수 없습니다. {_HINTS_KO.get(m['h'], m['h'])}."),
+     lambda m: f"{m['f']}: {m['v']} 값은 쓸 수 없습니다. {_hint_ko(m['h'])}."),
+    (re.compile(r"^model_id: empty; give a Hugging Face model id or a local model folder\.$"),
+     lambda m: "model_id: 비어 있습니다. Hugging Face 모델 id나 로컬 모델 폴더를 쓰세요."),
+    (re.compile(r"^output\.save_dir: empty; give the folder runs are written to, e\.g\. outputs\.$"),
+     lambda m: "output.save_dir: 비어 있습니다. 학습 결과를 쓸 폴더를 지정하세요. 예: outputs."),
+    (re.compile(r"^output\.keep_best: needs eval data; set data\.eval_path or data\.eval_split \(e\.g\. 0\.1\)\.$"),
+     lambda m: "output.keep_best: 평가 데이터가 필요합니다. data.eval_path나 data.eval_split(예: 0.1)을 설정하세요."),
+    (re.compile(r"^data\.eval_split: cannot split a streamed file; set data\.eval_path or turn data\.stream off\.$"),
+     lambda m: "data.eval_split: 스트리밍하는 파일은 나눌 수 없습니다. data.eval_path를 설정하거나 data.stream을 "
+               "끄세요."),
+    (re.compile(r"^train\.learn_temperature: gradient caching \(train\.gradcache_chunk\) does not pass a gradient to "
+                r"the temperature; .*$", re.S),
+     lambda m: "train.learn_temperature: 그래디언트 캐싱(train.gradcache_chunk)은 온도에 그래디언트를 전달하지 "
+               "않습니다. train.gradcache_chunk를 0으로 두거나 train.learn_temperature를 false로 두세요."),
+    (re.compile(r"^train\.temperature: (?P<v>\S+) is outside 0\.01-1, the range a learned temperature is kept in .*$",
+                re.S),
+     lambda m: f"train.temperature: {m['v']}은(는) 학습되는 온도의 범위(0.01-1) 밖입니다 "
+               "(train.learn_temperature). 그 범위의 값, 예를 들어 0.05에서 시작하세요."),
+    (re.compile(r"^train\.matryoshka_dims: (?P<v>.+) lists a size twice; give each size once\.$"),
+     lambda m: f"train.matryoshka_dims: {m['v']}에 같은 크기가 두 번 있습니다. 크기마다 한 번씩 쓰세요."),
     (re.compile(r"^(?P<f>[\w.]+): unknown key; did you mean '(?P<k>[^']+)'\?$"),
      lambda m: f"{m['f']}: 알 수 없는 키입니다. '{m['k']}'을(를) 뜻했나요?"),
     (re.compile(r"^(?P<f>[\w.]+): unknown key; known keys are: (?P<k>.+)$"),
@@ -149,6 +208,22 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
                 r"and the data file are still there, then resume\.$", re.S),
      lambda m: f"학습 중 파일 작업이 실패했습니다 ({m['e']}). 디스크 여유 공간과 {m['d']} 폴더 및 데이터 파일이 "
                "그대로 있는지 확인한 뒤 이어서 학습하세요."),
+    (re.compile(r"^auto: CPU matmul probe (?P<s>\S+), median of (?P<r>\d+): bf16 (?P<b>\S+) ms vs fp32 (?P<f>\S+) ms, "
+                r"(?P<v>\w+)(?: \(cached in (?P<p>.+)\))?$", re.S),
+     lambda m: f"auto: CPU 행렬 곱셈 측정({m['s']}, {m['r']}회의 중앙값)에서 bf16 {m['b']} ms, fp32 {m['f']} ms라 "
+               f"{m['v']}" + (f" ({m['p']}에 저장된 측정)" if m["p"] else "")),
+    (re.compile(r"^auto: CPU has no native bfloat16 \(no AVX512-BF16/AMX\), float32$"),
+     lambda m: "auto: CPU에 네이티브 bfloat16(AVX512-BF16/AMX)이 없어 float32"),
+    (re.compile(r"^(?:auto: )?EMBEDGUI_CPU_BF16=(?P<v>[01])$"),
+     lambda m: f"auto: 환경 변수 EMBEDGUI_CPU_BF16={m['v']}에 따름"),
+    (re.compile(r"^auto: kept (?P<d>\w+) from the snapshot, so the resumed run matches$"),
+     lambda m: f"auto: 스냅숏의 {m['d']}을(를) 그대로 써서 이어서 하는 학습이 앞의 학습과 같은 정밀도로 진행됩니다"),
+    (re.compile(r"^(?P<n>.+?): has no JSON objects; it needs one object with anchor and positive per line\.$"),
+     lambda m: f"{m['n']}: JSON 객체가 없습니다. 한 줄에 anchor와 positive가 든 객체가 하나씩 있어야 합니다."),
+    (re.compile(r"^(?P<p>.+?): (?:no column was chosen|there is no column (?P<c>'.*?'|\".*?\")); choose one of: "
+                r"(?P<a>.+)\.$", re.S),
+     lambda m: f"{m['p']}: " + (f"{m['c']} 열이 없습니다" if m["c"] else "열을 고르지 않았습니다")
+               + f". 다음 중 하나를 고르세요: {m['a']}."),
     # the crawler's reasons for a page it could not use (the Data tab's error table)
     (re.compile(r"^no glossary found: the page has no definition list, term/definition table or heading sections; "
                 r"check that it is a glossary page$"),
@@ -219,6 +294,18 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
      lambda m: f"{m['n']}: {m['a']} 열과 {m['p']} 열에서 쓸 수 있는 쌍이 없습니다 (건너뜀: {m['s']}). 기준 열과 "
                "정답 열을 확인하세요."),
 ]
+
+
+# how the composer chose a table's columns (ColumnChoice.how: parts joined by " + ")
+_HOW_KO = {"explicit": "직접 지정", "header names": "머리글 이름으로", "first unnamed columns": "이름 없는 앞쪽 열",
+           "header-less file: first two columns": "머리글 없는 파일: 앞의 두 열"}
+
+
+def column_choice_text(how: str, lang: str) -> str:
+    """How the columns were chosen, in the page's language."""
+    if lang != "ko":
+        return how
+    return " + ".join(_HOW_KO.get(part, part) for part in how.split(" + "))
 
 
 def engine_text(text: str, lang: str) -> str:

@@ -313,7 +313,7 @@ class TrainTab:
         config, errors = validate(ctx, values)
         if errors:
             return {self.message: note(lang, "error", t(lang, "train.fix_config") + "\n\n" +
-                                       "\n".join(f"- {e}" for e in errors))}
+                                       "\n".join(f"- {engine_text(e, lang)}" for e in errors))}
         save_config(ctx, config)  # what the form shows is what trains, and what a reload shows
         config.output.save_dir = str(ctx.runs_dir)  # every Start is a new run folder; no run overwrites another
         config.output.save_name = runs.new_run_name(config, ctx.runs_dir)
@@ -322,8 +322,8 @@ class TrainTab:
         except (RunBusyError, RunOwnerError) as e:
             busy = str(e) if isinstance(e, RunOwnerError) else t(lang, "train.busy")
             return {self.message: note(lang, "busy", busy)}
-        except ConfigError as e:
-            return {self.message: note(lang, "error", str(e))}
+        except ConfigError as e:  # the runner's own check (paths): each problem in the page's language
+            return {self.message: note(lang, "error", "\n".join(engine_text(x, lang) for x in e.errors))}
         started = config.to_dict()
         return {self.notice: self.notice_text(started, lang), self.notice_config: started, self.view: "",
                 **self.buttons(True)}
