@@ -186,3 +186,17 @@ def test_korean_from_the_first_click(app, pages, tmp_path):
     wait_status(pg, "stopped")
     headers = pg.locator("#runs-table thead").inner_text()
     assert "상태" in headers and "status" not in headers, headers
+
+    # A reload comes back in Korean (the choice is kept in the browser), and back in English once English is chosen.
+    pg.reload()
+    pg.wait_for_selector("#language")
+    pg.get_by_role("tab", name="3. 학습").click()
+    assert pg.get_by_label("한국어").is_checked()
+    headers = pg.locator("#runs-table thead").inner_text()
+    assert "상태" in headers and "status" not in headers, headers
+    pg.get_by_label("English").check()
+    pg.get_by_role("tab", name="3. Train").wait_for()
+    pg.reload()
+    pg.wait_for_selector("#language")
+    pg.get_by_role("tab", name="3. Train").wait_for()
+    assert pg.get_by_label("English").is_checked()

@@ -44,6 +44,8 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         # BrowserState that has not mounted neither reads nor writes localStorage, so a reload would get a new id.
         # A secret kept in the workspace lets the id (stored encrypted) be read again after the app restarts.
         owner = gr.BrowserState("", storage_key="embedgui-owner", secret=ctx.browser_secret())
+        # The page's language, kept in the browser like the id: a reload comes back in the language last chosen.
+        stored_lang = gr.BrowserState("", storage_key="embedgui-language")
         ui = UI(ctx=ctx, texts=texts, lang=gr.State("en"), owner=owner)
         with gr.Row():
             texts.add(gr.Markdown(_title("en")), _title, "value")
@@ -66,25 +68,29 @@ def create_app(ctx: AppContext) -> gr.Blocks:
             tab.wire()
 
         # -- a page (re)load shows the current state: the saved config, the data in use, the runs, the run -------
-        def on_load(lang: str, owner: str, pairs_now: str) -> dict:
+        def on_load(lang: str, owner: str, pairs_now: str, saved_lang: str) -> dict:
             owner = owner or uuid.uuid4().hex  # a browser's first visit: the id it keeps (its workspace, its runs)
             out = {**cfg.on_load(lang, owner), **data.on_load(owner), **train.on_load(lang, owner)}
             out.update(ev.refresh_models(pairs_now, owner, from_config=True))
+            # The language chosen before: setting the switch fires its change, which turns the page over.
+            name = next((n for n, code in LANGUAGES.items() if code == saved_lang), None)
+            if name and saved_lang != lang:
+                out[lang_radio] = name
             return out
 
         load_outputs = [*cfg.fields, cfg.validation, data.current, train.owner, *train.list_targets,
-                        ev.model, se.model, ev.pairs, se.corpus]
-        demo.load(on_load, [ui.lang, train.owner, ev.pairs], list(dict.fromkeys(load_outputs)))
+                        ev.model, se.model, ev.pairs, se.corpus, lang_radio]
+        demo.load(on_load, [ui.lang, train.owner, ev.pairs, stored_lang], list(dict.fromkeys(load_outputs)))
 
         # -- language switch: every registered component follows ----------------------------------------------
         def switch(choice: str, owner: str, started: dict | None, *values) -> dict:
             lang = LANGUAGES[choice]
-            return {ui.lang: lang, **texts.updates(lang), cfg.validation: cfg.relabel(lang, owner, *values),
-                    train.notice: train.notice_text(started, lang)}
+            return {ui.lang: lang, stored_lang: lang, **texts.updates(lang), **train.runs_update(lang, owner),
+                    cfg.validation: cfg.relabel(lang, owner, *values), train.notice: train.notice_text(started, lang)}
 
         components = [c for c in texts.components]
         lang_radio.change(switch, [lang_radio, train.owner, train.notice_config, *cfg.fields],
-                          [ui.lang, *components, cfg.validation, train.notice])
+                          [ui.lang, stored_lang, *components, train.runs, cfg.validation, train.notice])
     demo.ui = ui  # tests read the registry
     return demo
 

@@ -232,6 +232,11 @@ class TrainTab:
         run = self.ui.ctx.run
         return run.current_dir if run.active else None
 
+    def runs_update(self, lang: str, owner: str) -> dict:
+        """The run list alone, in lang (a language switch: its headers and status words follow)."""
+        return {self.runs: runs_table(runs.list_runs(self.ui.ctx.visitor(owner).runs_dir,
+                                                     active_dir=self._active_dir()), lang)}
+
     def list_updates(self, lang: str, picked: str | None = None, owner: str = "") -> dict:
         """The run list, the pickers, and the Evaluate/Search model lists (runs that hold a model)."""
         infos = runs.list_runs(self.ui.ctx.visitor(owner).runs_dir, active_dir=self._active_dir())
