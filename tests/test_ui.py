@@ -539,6 +539,33 @@ def test_after_compose_search_covers_the_held_out_texts_and_a_reload_shows_the_e
     # A reload with no trained run: the Evaluate tab shows the saved config's eval file, not the app-start value.
     assert ev.refresh_models("assets/sample_pairs.jsonl", from_config=True)[ev.pairs] == eval_file
 
+    # The user then points the form at another pairs file: the eval file, the composed data's held-out companion,
+    # follows it (else a run on the new data is scored on the old data's held-out rows): the other file's companion
+    # where it has one, none for the sample; an eval file the user chose stays where it is.
+    cfg = demo.ui.tabs["config"]
+    paths = [spec.path for spec in cfg.specs]
+    pairs_at, eval_at = paths.index("data.pairs_path"), paths.index("data.eval_path")
+    first = ct.workspace_config(demo.ui.ctx).data.pairs_path
+    assert ct.workspace_config(demo.ui.ctx).data.eval_path == eval_file == ct.held_out_companion(first)
+    other = tmp_path / "other.jsonl"
+    other.write_text(Path(first).read_text(encoding="utf-8"), encoding="utf-8")
+    other_eval = tmp_path / "other.eval.jsonl"
+    other_eval.write_text(Path(eval_file).read_text(encoding="utf-8"), encoding="utf-8")
+    values = list(ct.config_to_values(ct.workspace_config(demo.ui.ctx)))
+    for pairs, expected in ((other, str(other_eval)), (Path("assets/sample_pairs.jsonl").resolve(), "")):
+        values[pairs_at] = str(pairs)
+        out = cfg.edited("en", "", *values)
+        assert out[cfg.field("data.eval_path")] == expected
+        assert ct.workspace_config(demo.ui.ctx).data.eval_path == (expected or None)
+        values[eval_at] = expected
+    chosen = tmp_path / "my_eval.jsonl"
+    chosen.write_text(Path(eval_file).read_text(encoding="utf-8"), encoding="utf-8")
+    values[eval_at] = str(chosen)
+    cfg.edited("en", "", *values)
+    values[pairs_at] = first
+    out = cfg.edited("en", "", *values)
+    assert cfg.field("data.eval_path") not in out and ct.workspace_config(demo.ui.ctx).data.eval_path == str(chosen)
+
 
 def test_the_engines_common_sentences_read_in_korean_with_names_and_values_kept():
     from embedgui.engine.config import ConfigError

@@ -80,7 +80,9 @@ def create_app(ctx: AppContext) -> gr.Blocks:
 
         load_outputs = [*cfg.fields, cfg.validation, data.current, train.owner, *train.list_targets,
                         ev.model, se.model, ev.pairs, se.corpus, lang_radio]
-        demo.load(on_load, [ui.lang, train.owner, ev.pairs, stored_lang], list(dict.fromkeys(load_outputs)))
+        # No progress overlay: it would put a "0.0s" timer over the run's text on every reload.
+        demo.load(on_load, [ui.lang, train.owner, ev.pairs, stored_lang], list(dict.fromkeys(load_outputs)),
+                  show_progress="hidden")
 
         # -- language switch: every registered component follows ----------------------------------------------
         def switch(choice: str, owner: str, started: dict | None, *values) -> dict:
@@ -90,7 +92,8 @@ def create_app(ctx: AppContext) -> gr.Blocks:
 
         components = [c for c in texts.components]
         lang_radio.change(switch, [lang_radio, train.owner, train.notice_config, *cfg.fields],
-                          [ui.lang, stored_lang, *components, train.runs, cfg.validation, train.notice])
+                          [ui.lang, stored_lang, *components, train.runs, cfg.validation, train.notice],
+                          show_progress="hidden")
     demo.ui = ui  # tests read the registry
     return demo
 

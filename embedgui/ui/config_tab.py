@@ -240,6 +240,28 @@ def validate(ctx: AppContext, values: list[Any]) -> tuple[Config | None, list[st
     return (config if not errors else None), errors
 
 
+def held_out_companion(pairs_path: str | None) -> str | None:
+    """The held-out file the composer writes beside a pairs file (X.jsonl -> X.eval.jsonl); None for other names."""
+    if not pairs_path or not pairs_path.endswith(".jsonl") or pairs_path.endswith(".eval.jsonl"):
+        return None
+    return pairs_path[: -len(".jsonl")] + ".eval.jsonl"
+
+
+def follow_pairs_file(saved: Config, config: Config, base_dir: str) -> str | None:
+    """When the form's pairs file changed and data.eval_path was the old file's held-out companion (as the composer
+    set it), the eval file follows: the new file's companion where there is one, else none. Left as it was, a run
+    on the new data would be scored on the old data's held-out rows. Returns the new eval_path ("" = none) when it
+    changed, else None; an eval file the user chose is never touched."""
+    old_pairs, old_eval, new_pairs = saved.data.pairs_path, saved.data.eval_path, config.data.pairs_path
+    if (not old_eval or new_pairs == old_pairs or config.data.eval_path != old_eval
+            or held_out_companion(old_pairs) != old_eval):
+        return None
+    companion = held_out_companion(new_pairs)
+    exists = companion is not None and (Path(base_dir) / companion).is_file()
+    config.data.eval_path = companion if exists else None
+    return config.data.eval_path or ""
+
+
 def save_config(ctx: AppContext, config: Config) -> None:
     """The workspace config.json the command line and the next page load read; never with resume set."""
     config.train.resume = False
@@ -339,25 +361,31 @@ class ConfigTab:
     def wire(self) -> None:
         lang, owner = self.ui.lang, self.ui.tabs["train"].owner
 
-        def edited(lang: str, owner: str, *values):
-            ctx = self.ui.ctx.visitor(owner)
-            config, errors = validate(ctx, values)
-            if config is not None:
-                save_config(ctx, config)  # autosave: a reload, Start and the command line see this form
-            return validation_markdown(lang, errors, config)
-
-        gr.on([f.input for f in self.fields], edited, [lang, owner, *self.fields], self.validation,
-              show_progress="hidden", trigger_mode="always_last")
+        gr.on([f.input for f in self.fields], self.edited, [lang, owner, *self.fields],
+              [self.validation, self.field("data.eval_path")], show_progress="hidden", trigger_mode="always_last")
 
         def load_file(lang: str, owner: str, path: str | None):
             values, errors = load_config_file(path)
             if values is None:
                 return {self.validation: validation_markdown(lang, errors)}
-            return {**dict(zip(self.fields, values)), self.validation: edited(lang, owner, *values)}
+            return {**dict(zip(self.fields, values)), **self.edited(lang, owner, *values)}
 
         self.load_file.upload(load_file, [lang, owner, self.load_file], [*self.fields, self.validation])
 
         self.save_btn.click(self.save, [lang, owner, *self.fields], [self.download, self.validation])
+
+    def edited(self, lang: str, owner: str, *values) -> dict:
+        """A form edit: its problems, and the autosave of a valid form (with the eval file following the pairs file
+        where it was that file's held-out companion: follow_pairs_file)."""
+        ctx = self.ui.ctx.visitor(owner)
+        config, errors = validate(ctx, values)
+        out = {}
+        if config is not None:
+            moved = follow_pairs_file(workspace_config(ctx), config, str(ctx.workspace))
+            if moved is not None:
+                out[self.field("data.eval_path")] = moved
+            save_config(ctx, config)  # autosave: a reload, Start and the command line see this form
+        return {**out, self.validation: validation_markdown(lang, errors, config)}
 
     def save(self, lang: str, owner: str, *values) -> dict:
         """Save the form as the workspace config and offer it for download; a hosted app serves no config file (it
