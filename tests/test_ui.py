@@ -611,7 +611,7 @@ def test_the_table_readers_refusals_read_in_korean(tmp_path):
     files = {"empty.csv": b"", "book.xlsx": b"PK\x03\x04" + bytes(range(256)) * 4, "nul.csv": b"term,def\x00\n",
              "broken.jsonl": b'{"anchor": "a", "positive": "b"}\n{"anchor": oops}\n', "array.jsonl": b'[{"a": 1}]',
              "ragged.csv": "용어,정의\n가,나\n다,라,마,바\n".encode(), "one.csv": "용어\n가\n나\n".encode(),
-             "empty.jsonl": b""}
+             "empty.jsonl": b"", "header.csv": "용어,정의\n".encode()}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(TableError) as info:
@@ -757,3 +757,17 @@ def test_the_precision_reasons_the_column_choice_and_a_corpus_without_a_column_r
         korean = column_choice_text(how, "ko")
         assert korean != how and not re.search(r"[a-z]{4,}", korean), (how, korean)
         assert column_choice_text(how, "en") == how
+
+
+def test_a_refused_upload_is_not_kept_in_the_workspace(tmp_path):
+    """An upload the reader refuses says why and leaves nothing behind; an accepted one is kept for compose."""
+    demo = _app(tmp_path)
+    data = demo.ui.tabs["data"]
+    data_dir = demo.ui.ctx.data_dir
+    (tmp_path / "header.csv").write_text("term,definition\n", encoding="utf-8")
+    out = data.accept_upload(str(tmp_path / "header.csv"), "ko")
+    assert out[data.table_path] is None and "머리글 아래에 행이 없습니다" in out[data.message]
+    assert not list(data_dir.glob("upload-*"))
+    (tmp_path / "good.csv").write_text("term,definition\nbatch,a group of rows\nepoch,one pass\n", encoding="utf-8")
+    out = data.accept_upload(str(tmp_path / "good.csv"), "en")
+    assert out[data.table_path] and [p.name for p in data_dir.glob("upload-*")] == [Path(out[data.table_path]).name]

@@ -269,6 +269,8 @@ def _read_delimited(text: str, path: str, encoding: str, delimiter: str, header:
                              "--delimiter if the file uses another separator.")
         columns = [c or f"column {i + 1}" for i, c in enumerate(columns)]
         body = records[1:]
+        if not body:
+            raise TableError(f"{name}: has no rows below its header; it needs {_rows_needed(min_columns)}.")
     else:
         body = records
         width = max(len(_trim(r)) for _, r in records[:100])

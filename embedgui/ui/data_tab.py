@@ -194,7 +194,10 @@ class DataTab:
                 lang, "data.too_big", name=src.name, size=size_mb, limit=ctx.max_upload_mb))}
         dest = ctx.data_dir / f"upload-{_stamp()}-{src.name}"
         shutil.copyfile(src, dest)
-        return self.preview_updates(str(dest), lang)
+        out = self.preview_updates(str(dest), lang)
+        if out[self.table_path] is None:  # refused: not kept in the workspace (nor offered to compose)
+            dest.unlink(missing_ok=True)
+        return out
 
     # -- stoppable jobs ------------------------------------------------------------------------------------
     def _job_key(self, kind: str, owner: str | None) -> tuple[str, str | None]:

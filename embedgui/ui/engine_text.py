@@ -255,8 +255,9 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^more than (?P<n>\d+) redirects; use the page's final URL instead$"),
      lambda m: f"리디렉션이 {m['n']}번을 넘었습니다. 페이지의 최종 URL을 쓰세요"),
     # an uploaded table the reader cannot use (the Data tab's message)
-    (re.compile(r"^(?P<n>.+?): (?:is empty|has no rows); it needs rows of (?P<w>anchor and positive text|text)\.$"),
-     lambda m: f"{m['n']}: 행이 없습니다. "
+    (re.compile(r"^(?P<n>.+?): (?:is empty|has no rows|has no rows below its (?P<h>header)); it needs rows of "
+                r"(?P<w>anchor and positive text|text)\.$"),
+     lambda m: f"{m['n']}: " + ("머리글 아래에 " if m["h"] else "") + "행이 없습니다. "
                + ("기준(anchor)과 정답(positive) 텍스트가 든 행이 필요합니다." if m["w"] != "text"
                   else "텍스트 행이 필요합니다.")),
     (re.compile(r"^(?P<n>.+?): is an Excel workbook or other binary file; save it as CSV \(UTF-8\) first\.$"),
