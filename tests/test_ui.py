@@ -771,3 +771,20 @@ def test_a_refused_upload_is_not_kept_in_the_workspace(tmp_path):
     (tmp_path / "good.csv").write_text("term,definition\nbatch,a group of rows\nepoch,one pass\n", encoding="utf-8")
     out = data.accept_upload(str(tmp_path / "good.csv"), "en")
     assert out[data.table_path] and [p.name for p in data_dir.glob("upload-*")] == [Path(out[data.table_path]).name]
+
+
+def test_the_form_says_when_its_pairs_or_eval_file_is_not_there(tmp_path):
+    """A pairs or eval file that is not there is said at once under the form (Start would stop on it), as a note:
+    the form stays valid, so it still autosaves while a path is being typed."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"anchor": "a", "positive": "b"}\n', encoding="utf-8")
+    config = Config()
+    config.base_dir = str(tmp_path)
+    config.data.pairs_path = str(pairs)
+    assert ct.validation_markdown("en", [], config) == t("en", "config.ok")
+    config.data.eval_path = "held_out.jsonl"
+    text = ct.validation_markdown("ko", [], config)
+    assert text.startswith(t("ko", "config.ok")) and "data.eval_path: held_out.jsonl을(를) 찾지 못했습니다" in text
+    config.data.eval_path, config.data.pairs_path = None, str(tmp_path / "typo.jsonl")
+    text = ct.validation_markdown("en", [], config)
+    assert t("en", "config.missing_files") in text and "typo.jsonl not found" in text

@@ -19,6 +19,7 @@ import gradio as gr
 
 from ..engine import config as cfg
 from ..engine.config import Config, ConfigError, config_from_dict, load_config
+from ..engine.data import PairsError, find_pairs_path
 from ..engine.paths import inside
 from .base import UI
 from .context import HOSTED_CAPS, SAMPLE_PAIRS, AppContext
@@ -190,11 +191,27 @@ def model_prompts_note(config: Config, lang: str) -> str:
     return t(lang, "config.model_prompts", prompts=shown)
 
 
+def missing_files_note(config: Config, lang: str) -> str:
+    """The pairs or eval file the form names but that is not there (Start would stop on it); "" when both are.
+
+    A note, not a problem: the form still autosaves while a path is being typed or the file is still to come."""
+    missing = []
+    for name, value in (("data.pairs_path", config.data.pairs_path), ("data.eval_path", config.data.eval_path)):
+        if name == "data.eval_path" and not value:
+            continue
+        try:
+            find_pairs_path(value, config.base_dir, name, roots=config.allowed_roots)
+        except (PairsError, OSError, ValueError) as e:
+            missing.append(f"- {engine_text(str(e), lang)}")
+    return "\n".join([t(lang, "config.missing_files"), *missing]) if missing else ""
+
+
 def validation_markdown(lang: str, errors: list[str], config: Config | None = None) -> str:
     """The form's problems, or "valid" with the language warning when the model cannot read the data's language,
-    and the model's own prompts where the form leaves them to the model."""
+    the model's own prompts where the form leaves them to the model, and a data file that is not there."""
     if not errors:
-        notes = [language_warning(config, lang), model_prompts_note(config, lang)] if config is not None else []
+        notes = ([missing_files_note(config, lang), language_warning(config, lang), model_prompts_note(config, lang)]
+                 if config is not None else [])
         return "\n\n".join([t(lang, "config.ok"), *filter(None, notes)])
     errors = [engine_text(e, lang) for e in errors]
     return f"**{t(lang, 'config.errors')}**\n\n" + "\n".join(f"- `{e.split(':', 1)[0]}`:{e.split(':', 1)[1]}"
