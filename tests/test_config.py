@@ -124,7 +124,8 @@ def test_non_utf8_byte_is_one_sentence_with_its_offset(tmp_path):
 
 
 def test_example_config_lists_every_field():
-    """assets/config.example.json is the reference users copy: a field added to the schema must appear there."""
+    """assets/config.example.json is the reference users copy: every field of the schema, with its default (as
+    docs/config.md says)."""
     from conftest import ROOT
 
     example = json.loads((ROOT / "assets" / "config.example.json").read_text())
@@ -138,6 +139,13 @@ def test_example_config_lists_every_field():
         return out
 
     assert keys(example) == keys(Config().to_dict())
+    defaults = Config().to_dict()
+    for section, value in example.items():
+        if isinstance(value, dict):
+            for key, v in value.items():
+                assert v == defaults[section][key], f"{section}.{key}: {v} in the example, {defaults[section][key]}"
+        elif not section.startswith("_"):
+            assert value == defaults[section], section
 
 
 def test_config_reference_documents_every_field():

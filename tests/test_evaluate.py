@@ -324,6 +324,9 @@ def test_cli_eval_user_errors(tiny_model_dir, tmp_path, capsys, problem):
     assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0]
     if problem == "bad pairs line":
         assert f"{pairs_path}:{len(agreement_pairs()) + 1}" in err[0]
+    # what to change is said in this command's flags, not in training's config fields
+    expected = {"missing model": "--model-dir", "bad pairs line": "--skip-invalid", "missing pairs": "--pairs"}
+    assert expected[problem] in err[0] and not re.search(r"data\.|model_id", err[0]), err[0]
 
 
 def test_cli_eval_error_exit_code_in_a_subprocess(tmp_path):

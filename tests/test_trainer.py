@@ -209,6 +209,14 @@ def test_cli_trains_a_seed_format_config(tiny_bert, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "finished at step 3/3" in proc.stdout
     assert (tmp_path / "out" / "embed-ft" / "modules.json").exists()
+    # --no-bar (a log file, the app's log view): a plain line per log row instead of the bar
+    seed["train"]["log_every"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(seed))
+    proc = run_cli("train", "--config", str(tmp_path / "config.json"), "--no-bar", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split("  ")[0] for line in proc.stdout.splitlines() if line.startswith("step ")] == \
+        ["step 1/3", "step 2/3", "step 3/3"]
+    assert "\r" not in proc.stdout + proc.stderr  # no bar redrawing its line
 
     seed["train"]["batch_sise"] = 2
     (tmp_path / "bad.json").write_text(json.dumps(seed))
@@ -433,3 +441,19 @@ def test_similar_batches_on_streamed_data_says_it_has_no_effect(tiny_bert, tmp_p
     with caplog.at_level("WARNING", logger="embedgui"):
         assert Trainer(cfg).fit().status == "finished"
     assert "train.similar_batches has no effect on streamed data (data.stream)" in caplog.text
+
+
+def test_the_command_line_reference_is_what_each_help_prints():
+    """docs/cli.md shows every subcommand "as its --help prints it": a flag added to the code must reach it."""
+    import re
+
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^## (\w+)\n\n```\n(.*?)```", doc, re.S | re.M)
+    assert {name for name, _ in blocks} >= {"train", "crawl", "compose", "eval", "search", "bench"}
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "80"}
+    for name, block in blocks:
+        out = subprocess.run([sys.executable, "-m", "embedgui", name, "--help"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120).stdout
+        assert out.strip() == block.strip(), f"docs/cli.md's {name} block differs from `{name} --help`"

@@ -788,3 +788,15 @@ def test_the_form_says_when_its_pairs_or_eval_file_is_not_there(tmp_path):
     config.data.eval_path, config.data.pairs_path = None, str(tmp_path / "typo.jsonl")
     text = ct.validation_markdown("en", [], config)
     assert t("en", "config.missing_files") in text and "typo.jsonl not found" in text
+
+
+def test_a_first_page_load_writes_the_config_the_tabs_command_names(tmp_path):
+    """The Config tab shows `python -m embedgui train --config <workspace>/config.json`: after the first page load
+    that file exists and holds what the form shows, so the command runs before any edit."""
+    demo = _app(tmp_path)
+    cfg, ctx = demo.ui.tabs["config"], demo.ui.ctx
+    assert not ctx.config_path.exists()
+    out = cfg.on_load("en", "")
+    assert ctx.config_path.exists() and str(ctx.config_path) in ct.command_markdown(str(ctx.config_path))
+    saved = ct.config_to_values(ct.load_config(ctx.config_path))
+    assert [out[f] for f in cfg.fields] == saved

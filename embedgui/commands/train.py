@@ -42,11 +42,24 @@ class ProgressBar(Callback):
             self.bar.close()
 
 
+class LogLines(Callback):
+    """--no-bar: a plain line per log row and per evaluation, for a log file (and the app's log view)."""
+
+    def on_log(self, state: TrainState, logs: dict[str, float]) -> None:
+        print(f"step {state.step}/{state.max_steps}  epoch {state.epoch}/{state.epochs}  loss {logs['loss']:.4f}  "
+              f"acc {logs['acc']:.3f}  lr {logs['lr']:.2e}", flush=True)
+
+    def on_evaluate(self, state: TrainState, metrics: dict[str, float]) -> None:
+        text = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        print(f"eval @ step {state.step}: {text}", flush=True)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="path to config.json (see assets/config.example.json)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's latest snapshot")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, only the final line")
-    parser.add_argument("--no-bar", action="store_true", help="log lines but no progress bar (for a log file)")
+    parser.add_argument("--no-bar", action="store_true",
+                        help="a plain line per log row and evaluation instead of the progress bar (for a log file)")
     parser.add_argument("--stop-file", help="stop cleanly (with a snapshot) when this file appears")
     parser.add_argument("--events", help="append the run's events as JSON lines to this file (the app follows it)")
     # a hosted app's cap on one run's training time, counting earlier starts of the run (the app passes them)
@@ -70,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_interrupt)
     # A scheduler (Slurm, Kubernetes, torchrun's agent) ends a job with SIGTERM: save a snapshot as for Ctrl-C.
     signal.signal(signal.SIGTERM, on_interrupt)
-    callbacks: list[Callback] = [] if quiet or args.no_bar else [ProgressBar()]
+    callbacks: list[Callback] = [] if quiet else [LogLines() if args.no_bar else ProgressBar()]
     if args.stop_file:
         watch_stop_file(args.stop_file, stop)  # every process watches; the loop agrees on the stop across ranks
     if args.time_limit:

@@ -290,7 +290,7 @@ def set_training_dropout(model: nn.Module, dropout: float | None, attention: flo
     if dropout is None and cpu and attention is None:
         if set_dropout(model, 0.0):
             log.info("Dropout off on the CPU (train.dropout empty): its random masks took up to a fifth of a step on "
-                     "short texts and 40%% on long ones; set train.dropout to keep it.")
+                     "short texts and 40% on long ones; set train.dropout to keep it.")
     elif dropout is not None:
         set_dropout(model, dropout)
     if attention is not None:

@@ -373,6 +373,8 @@ class ConfigTab:
         ctx = self.ui.ctx.visitor(owner)
         config = workspace_config(ctx)
         errors = config.validate() + (hosted_problems(config, ctx) if ctx.hosted else [])
+        if not errors and not ctx.config_path.exists():  # the command the tab shows must find the form's config
+            save_config(ctx, config)
         return {**self.form_updates(config), self.validation: validation_markdown(lang, errors, config)}
 
     def wire(self) -> None:
