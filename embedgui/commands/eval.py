@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
 # The engine's sentences name config fields (training's words); here the same settings are this command's flags.
 _FIELDS_AS_FLAGS = (("model_id: ", ""), ("set data.skip_invalid to true", "pass --skip-invalid"),
-                    ("Set model_id to a local model folder", "Give a local model folder (--model-dir, --compare-with)"),
+                    ("Set model_id to a local model folder",
+                     "Give a local model folder (--model-dir, --compare-with)"),
                     ("check data.pairs_path", "check --pairs"))
 
 
