@@ -194,6 +194,7 @@ def test_korean_from_the_first_click(app, pages, tmp_path):
     assert pg.get_by_label("한국어").is_checked()
     headers = pg.locator("#runs-table thead").inner_text()
     assert "상태" in headers and "status" not in headers, headers
+    assert "이 작업 공간의 모든 학습" in pg.locator("#runs-table").inner_text()  # its label follows too
     pg.get_by_label("English").check()
     pg.get_by_role("tab", name="3. Train").wait_for()
     pg.reload()

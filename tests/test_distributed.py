@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -152,7 +153,11 @@ def test_the_app_runner_trains_on_several_processes_stops_and_resumes(tiny_bert,
     assert 0 < stopped.step < 5000 and stopped.device == "cpu"
     run_dir = tmp_path / "out" / "app"
     assert (run_dir / "checkpoints" / f"step-{stopped.step:08d}").is_dir()
-    assert "Joined the process group: rank 0 of 2" in (run_dir / PROCESS_LOG_NAME).read_text()
+    process_log = (run_dir / PROCESS_LOG_NAME).read_text()
+    assert "Joined the process group: rank 0 of 2" in process_log
+    # --no-bar's row lines go to the process's log file, not into the app's log view (the charts show them)
+    assert re.search(r"^step \d+/\d+  epoch ", process_log, re.M), process_log[-2000:]
+    assert not any(line.startswith("step ") for line in stopped.log_lines)
     assert not (run_dir / ".stop").exists()
 
     config.train.steps_per_epoch = stopped.step + 3

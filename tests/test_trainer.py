@@ -456,4 +456,8 @@ def test_the_command_line_reference_is_what_each_help_prints():
     for name, block in blocks:
         out = subprocess.run([sys.executable, "-m", "embedgui", name, "--help"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=120).stdout
-        assert out.strip() == block.strip(), f"docs/cli.md's {name} block differs from `{name} --help`"
+        if sys.version_info[:2] == (3, 11):  # the Python the page is written with (and CI runs): word for word
+            assert out.strip() == block.strip(), f"docs/cli.md's {name} block differs from `{name} --help`"
+        else:  # argparse lays help out a little differently on other versions: the same flags, at least
+            flags = re.compile(r"--[a-z][\w-]*")
+            assert set(flags.findall(out)) == set(flags.findall(block)), name

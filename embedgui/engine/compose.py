@@ -404,11 +404,17 @@ def _no_progress(stage: str, done: int, total: int) -> None:
     pass
 
 
+def held_out_path(output_path: str | os.PathLike) -> Path:
+    """Where compose puts the held-out split of a pairs file by default: X.jsonl -> X.eval.jsonl beside it."""
+    output_path = Path(output_path)
+    return output_path.with_name(f"{output_path.stem}.eval.jsonl")
+
+
 def _eval_path(input_path: Path, output_path: Path, o: ComposeOptions) -> Path | None:
     """Where held-out pairs go (None without a split); refuses outputs that would overwrite the input or each other."""
     eval_path = None
     if o.eval_ratio > 0:
-        eval_path = Path(o.eval_output) if o.eval_output else output_path.with_name(f"{output_path.stem}.eval.jsonl")
+        eval_path = Path(o.eval_output) if o.eval_output else held_out_path(output_path)
     for target in (output_path, eval_path):
         if target is not None and input_path.exists() and target.exists() and target.samefile(input_path):
             raise ComposeError(f"{target}: is the input file; choose another output path.")

@@ -308,6 +308,8 @@ class Run:
                         state = event_state
                     lines, log_offset = new_lines(log_path, log_offset)
                     for line in lines:
+                        if line.startswith("step "):  # --no-bar's row lines: the charts show them, and 200 of
+                            continue  # them would push the warnings out of the app's log view
                         self._lines.append(line)
                         if line.startswith("error"):
                             last_line = line

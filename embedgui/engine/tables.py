@@ -391,7 +391,8 @@ def detect_columns(
                                  f"{', '.join(table.columns)}; pass --{role}-column.")
             choice[role] = rest.pop(0)
             reason = "header-less file: first two columns" if not table.has_header else "first unnamed columns"
-            how = f"{how} + {reason}" if how else reason
+            if reason not in how.split(" + "):
+                how = f"{how} + {reason}" if how else reason
     return ColumnChoice(choice["anchor"], choice["positive"], choice.get("negatives"), how)
 
 

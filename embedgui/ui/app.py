@@ -45,7 +45,7 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         # A secret kept in the workspace lets the id (stored encrypted) be read again after the app restarts.
         owner = gr.BrowserState("", storage_key="embedgui-owner", secret=ctx.browser_secret())
         # The page's language, kept in the browser like the id: a reload comes back in the language last chosen.
-        stored_lang = gr.BrowserState("", storage_key="embedgui-language")
+        stored_lang = gr.BrowserState("", storage_key="embedgui-language", secret=ctx.browser_secret())
         ui = UI(ctx=ctx, texts=texts, lang=gr.State("en"), owner=owner)
         with gr.Row():
             texts.add(gr.Markdown(_title("en")), _title, "value")
@@ -87,12 +87,15 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         # -- language switch: every registered component follows ----------------------------------------------
         def switch(choice: str, owner: str, started: dict | None, *values) -> dict:
             lang = LANGUAGES[choice]
-            return {ui.lang: lang, stored_lang: lang, **texts.updates(lang), **train.runs_update(lang, owner),
-                    cfg.validation: cfg.relabel(lang, owner, *values), train.notice: train.notice_text(started, lang)}
+            out = {ui.lang: lang, stored_lang: lang, **texts.updates(lang),
+                   cfg.validation: cfg.relabel(lang, owner, *values), train.notice: train.notice_text(started, lang)}
+            # the run list's rows in lang too (its headers, status words), with the label the registry gives it
+            out[train.runs] = gr.update(**out[train.runs], value=train.runs_frame(lang, owner))
+            return out
 
         components = [c for c in texts.components]
         lang_radio.change(switch, [lang_radio, train.owner, train.notice_config, *cfg.fields],
-                          [ui.lang, stored_lang, *components, train.runs, cfg.validation, train.notice],
+                          [ui.lang, stored_lang, *components, cfg.validation, train.notice],
                           show_progress="hidden")
     demo.ui = ui  # tests read the registry
     return demo

@@ -18,6 +18,7 @@ from typing import Any
 import gradio as gr
 
 from ..engine import config as cfg
+from ..engine.compose import held_out_path
 from ..engine.config import Config, ConfigError, config_from_dict, load_config
 from ..engine.data import PairsError, find_pairs_path
 from ..engine.paths import inside
@@ -257,25 +258,22 @@ def validate(ctx: AppContext, values: list[Any]) -> tuple[Config | None, list[st
     return (config if not errors else None), errors
 
 
-def held_out_companion(pairs_path: str | None) -> str | None:
-    """The held-out file the composer writes beside a pairs file (X.jsonl -> X.eval.jsonl); None for other names."""
-    if not pairs_path or not pairs_path.endswith(".jsonl") or pairs_path.endswith(".eval.jsonl"):
+def follow_pairs_file(config: Config, base_dir: str) -> str | None:
+    """The eval file follows the pairs file it was split from: when data.eval_path is a held-out split as compose
+    names it (X.eval.jsonl) but not the one of the pairs file the form now names, and that pairs file exists, it
+    becomes that file's split where there is one, else none. Left as it was, a run on the new data would be scored
+    on the old data's held-out rows. Returns the new eval_path ("" = none) when it changed, else None. A path still
+    being typed (no such file yet) changes nothing; an eval file named otherwise is never touched."""
+    pairs, current = config.data.pairs_path, config.data.eval_path
+    if not pairs or not current or not current.endswith(".eval.jsonl"):
         return None
-    return pairs_path[: -len(".jsonl")] + ".eval.jsonl"
-
-
-def follow_pairs_file(saved: Config, config: Config, base_dir: str) -> str | None:
-    """When the form's pairs file changed and data.eval_path was the old file's held-out companion (as the composer
-    set it), the eval file follows: the new file's companion where there is one, else none. Left as it was, a run
-    on the new data would be scored on the old data's held-out rows. Returns the new eval_path ("" = none) when it
-    changed, else None; an eval file the user chose is never touched."""
-    old_pairs, old_eval, new_pairs = saved.data.pairs_path, saved.data.eval_path, config.data.pairs_path
-    if (not old_eval or new_pairs == old_pairs or config.data.eval_path != old_eval
-            or held_out_companion(old_pairs) != old_eval):
+    pairs_file = Path(base_dir) / pairs
+    if not pairs_file.is_file():
         return None
-    companion = held_out_companion(new_pairs)
-    exists = companion is not None and (Path(base_dir) / companion).is_file()
-    config.data.eval_path = companion if exists else None
+    own = held_out_path(pairs_file)
+    if (Path(base_dir) / current).resolve() == own.resolve():
+        return None
+    config.data.eval_path = str(own) if own.is_file() else None
     return config.data.eval_path or ""
 
 
@@ -373,7 +371,9 @@ class ConfigTab:
         ctx = self.ui.ctx.visitor(owner)
         config = workspace_config(ctx)
         errors = config.validate() + (hosted_problems(config, ctx) if ctx.hosted else [])
-        if not errors and not ctx.config_path.exists():  # the command the tab shows must find the form's config
+        if ctx.hosted:  # the notes under the form look only where a visitor's paths may point
+            config.allowed_roots = [str(r) for r in ctx.allowed_roots]
+        elif not errors and not ctx.config_path.exists():  # the command the tab shows must find the form's config
             save_config(ctx, config)
         return {**self.form_updates(config), self.validation: validation_markdown(lang, errors, config)}
 
@@ -395,12 +395,15 @@ class ConfigTab:
 
     def edited(self, lang: str, owner: str, *values) -> dict:
         """A form edit: its problems, and the autosave of a valid form (with the eval file following the pairs file
-        where it was that file's held-out companion: follow_pairs_file)."""
+        it was split from: follow_pairs_file, unless that would make the config invalid)."""
         ctx = self.ui.ctx.visitor(owner)
         config, errors = validate(ctx, values)
         out = {}
         if config is not None:
-            moved = follow_pairs_file(workspace_config(ctx), config, str(ctx.workspace))
+            before = config.data.eval_path
+            moved = follow_pairs_file(config, str(ctx.workspace))
+            if moved is not None and (config.validate() or (hosted_problems(config, ctx) if ctx.hosted else [])):
+                config.data.eval_path, moved = before, None  # e.g. keep_best needs eval data: the form decides
             if moved is not None:
                 out[self.field("data.eval_path")] = moved
             save_config(ctx, config)  # autosave: a reload, Start and the command line see this form

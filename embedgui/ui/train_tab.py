@@ -232,14 +232,16 @@ class TrainTab:
         run = self.ui.ctx.run
         return run.current_dir if run.active else None
 
-    def runs_update(self, lang: str, owner: str) -> dict:
-        """The run list alone, in lang (a language switch: its headers and status words follow)."""
-        return {self.runs: runs_table(runs.list_runs(self.ui.ctx.visitor(owner).runs_dir,
-                                                     active_dir=self._active_dir()), lang)}
+    def _runs(self, owner: str) -> list[runs.RunInfo]:
+        return runs.list_runs(self.ui.ctx.visitor(owner).runs_dir, active_dir=self._active_dir())
+
+    def runs_frame(self, lang: str, owner: str) -> pd.DataFrame:
+        """The run list as its table shows it, in lang."""
+        return runs_table(self._runs(owner), lang)
 
     def list_updates(self, lang: str, picked: str | None = None, owner: str = "") -> dict:
         """The run list, the pickers, and the Evaluate/Search model lists (runs that hold a model)."""
-        infos = runs.list_runs(self.ui.ctx.visitor(owner).runs_dir, active_dir=self._active_dir())
+        infos = self._runs(owner)
         names = [r.name for r in infos]
         models = [r.path for r in infos if r.has_model]
         keep = picked if picked in names else (names[0] if names else None)
@@ -309,8 +311,7 @@ class TrainTab:
         if prev_key is None or prev_key[1] != snap.status or prev_key[0] != lang:  # a run started or ended
             out.update(self.list_updates(lang, picked, owner))
         elif snap.active and charts_due:  # the running run's row follows its steps, the pickers stay as they are
-            out[self.runs] = runs_table(runs.list_runs(self.ui.ctx.visitor(owner).runs_dir,
-                                                       active_dir=self._active_dir()), lang)
+            out[self.runs] = self.runs_frame(lang, owner)
         return out
 
     def start(self, lang: str, owner: str, *values) -> dict:
@@ -327,8 +328,8 @@ class TrainTab:
         except (RunBusyError, RunOwnerError) as e:
             busy = str(e) if isinstance(e, RunOwnerError) else t(lang, "train.busy")
             return {self.message: note(lang, "busy", busy)}
-        except ConfigError as e:  # the runner's own check (paths): each problem in the page's language
-            return {self.message: note(lang, "error", "\n".join(engine_text(x, lang) for x in e.errors))}
+        except ConfigError as e:  # the runner's check when it starts the run (config.validate, the data paths)
+            return {self.message: note(lang, "error", "\n".join(f"- {engine_text(x, lang)}" for x in e.errors))}
         started = config.to_dict()
         return {self.notice: self.notice_text(started, lang), self.notice_config: started, self.view: "",
                 **self.buttons(True)}
