@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", default=None, help="folder for data and runs (default ./workspace)")
     parser.add_argument("--hosted", action="store_true", help="hosted-mode restrictions (automatic on Spaces)")
     args = parser.parse_args(argv)
+    if args.hosted:  # every layer asks is_hosted() (e.g. a run folder's trust_remote_code is never honoured)
+        os.environ["EMBEDGUI_HOSTED"] = "1"
     # Once per process: the Train tab shows the run's INFO lines; runs never change this shared level.
     logging.getLogger("embedgui").setLevel(logging.INFO)
 

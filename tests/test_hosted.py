@@ -156,6 +156,8 @@ def test_hosted_app_caps_the_size_of_a_job(tmp_path):
     problems = ct.hosted_problems(config, ctx)
     assert any(p.startswith("train.batch_size: 1000000000000 is more than this shared app allows") for p in problems)
     assert any(p.startswith("train.max_length:") for p in problems)
+    config.train.batch_size, config.train.max_length, config.train.num_workers = 32, 128, 64  # 64 processes
+    assert [p.split(":")[0] for p in ct.hosted_problems(config, ctx)] == ["train.num_workers"]
     assert ctx.run.max_minutes and not AppContext.create(tmp_path / "ws2", hosted=False).run.max_minutes
 
 
@@ -358,3 +360,32 @@ def test_download_copies_of_a_hosted_app_are_removed_after_a_day(tmp_path):
     _age(old, 2)
     removed = ctx.sweep()
     assert old in removed and not old.exists() and new.exists()
+
+
+def test_a_file_given_as_the_model_is_a_problem_of_the_form_not_a_crash(tmp_path):
+    """The form's notes look into the model folder for its prompts: a file there must not break the handler."""
+    config = Config(model_id=str(tmp_path / "weights.bin"))
+    (tmp_path / "weights.bin").write_bytes(b"0")
+    assert ct.model_prompts_note(config, "en") == ""
+
+
+def test_the_hosted_flag_reaches_every_layer(monkeypatch):
+    """launch.py --hosted turns on the checks that ask the environment (a run folder's trust_remote_code)."""
+    import launch
+    from embedgui.engine.hosted import is_hosted
+
+    monkeypatch.setenv("EMBEDGUI_HOSTED", "")  # recorded, so what launch.main sets is undone after the test
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_create(workspace, hosted=None):
+        seen["hosted"], seen["env"] = hosted, is_hosted()
+        raise Stop
+
+    monkeypatch.setattr("embedgui.ui.context.AppContext.create", staticmethod(fake_create))
+    with pytest.raises(Stop):
+        launch.main(["--hosted", "--workspace", "unused"])
+    assert seen == {"hosted": True, "env": True}

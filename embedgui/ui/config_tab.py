@@ -178,7 +178,7 @@ def model_prompts_note(config: Config, lang: str) -> str:
 
     try:
         folder = resolve_model_path(config.model_id, config.base_dir, config.allowed_roots)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: ModelLoadError, e.g. a file where a folder belongs
         return ""
     if not Path(folder).is_dir():
         return ""

@@ -22,7 +22,7 @@ SAMPLE_PAIRS = ASSETS / "sample_pairs.jsonl"
 SAMPLE_GLOSSARY = ASSETS / "sample_glossary.csv"
 # What one visitor may ask of a shared (hosted) app; a larger job belongs on the visitor's own machine.
 HOSTED_CAPS = {"train.batch_size": 128, "train.max_length": 512, "train.epochs": 20, "train.steps_per_epoch": 5000,
-               "train.grad_accum_steps": 16}
+               "train.grad_accum_steps": 16, "train.num_workers": 2}  # workers: processes a visitor may start
 HOSTED_MAX_MINUTES = 60.0  # one run's training time; EMBEDGUI_HOSTED_MAX_MINUTES changes it
 # fields that may name a Hub repository instead of a local folder
 MODEL_FIELDS = {"model_id", "tokenizer_id", "model", "base"}
