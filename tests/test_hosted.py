@@ -389,3 +389,34 @@ def test_the_hosted_flag_reaches_every_layer(monkeypatch):
     with pytest.raises(Stop):
         launch.main(["--hosted", "--workspace", "unused"])
     assert seen == {"hosted": True, "env": True}
+
+
+def test_a_visitor_watching_anothers_run_does_not_see_their_paths(tmp_path):
+    """Every visitor of a hosted app may watch the run that is training, but its folder and the names of the files
+    its owner uploaded are the owner's: the watcher's page shows "…" in their place; the owner's shows them."""
+    from embedgui.engine.runner import RunSnapshot
+    from embedgui.ui.app import create_app
+
+    ctx = AppContext.create(tmp_path / "ws", hosted=True)
+    folder = ctx.visitor("alice").workspace
+    upload = folder / "data" / "upload-20261206-070000-alice_private.jsonl"
+    snap = RunSnapshot(status="failed", step=3, max_steps=10, run_dir=str(folder / "runs" / "r"),
+                       message=f'{upload}:1: "anchor" is missing; every row needs non-empty anchor and positive text.',
+                       log_lines=[f"INFO Mined 1 hard negative a row into {upload.with_suffix('.mined.jsonl')}"])
+
+    class AlicesRun:
+        active, current_dir = False, snap.run_dir
+
+        def snapshot(self):
+            return snap
+
+        def can_control(self, owner, run_dir=None):
+            return owner == "alice"
+
+    ctx.run = AlicesRun()
+    train = create_app(ctx).ui.tabs["train"]
+    for owner, sees in (("bob", False), ("alice", True)):
+        out = train.tick("en", None, False, "", None, owner)
+        shown = out[train.message] + out[train.log] + out[train.progress]
+        assert ("alice_private" in shown) is sees and (str(folder) in shown) is sees, (owner, shown)
+        assert '"anchor" is missing' in out[train.message]  # what went wrong is still said

@@ -6,6 +6,7 @@ again, resumed, evaluated, searched with, exported (zip, Hub) or deleted (after 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -141,6 +142,15 @@ def tick_outputs(snap: RunSnapshot, lang: str, smooth: bool = False, figures: li
     return progress_html(snap, lang), message_markdown(snap, lang), loss, acc, lr, ev, "\n".join(snap.log_lines)
 
 
+# A path into a visitor's folder of a hosted app (workspace/visitors/<id>/...): its folder and file names are that
+# visitor's, so a page watching another visitor's run shows "…" instead.
+_VISITOR_PATH = re.compile(r"(?:[A-Za-z]:)?[\w.~/\\-]*[/\\]visitors[/\\][0-9a-f]+(?:[/\\][\w.@+~-]*)*")
+
+
+def hide_visitor_paths(text: str) -> str:
+    return _VISITOR_PATH.sub("…", text)
+
+
 SETTING_WORDS = (("batch_size", "batch"), ("epochs", "ep"), ("lr", "lr"), ("max_length", "len"),
                  ("temperature", "τ"), ("precision", ""))
 
@@ -269,6 +279,11 @@ class TrainTab:
         return runs.run_folder(self.ui.ctx.visitor(owner).runs_dir, name or "")
 
     # -- handlers --------------------------------------------------------------------------------------------
+    def _shown(self, text: str, owner: str) -> str:
+        """text as this page may see it: another visitor's run of a hosted app without that visitor's paths."""
+        ctx = self.ui.ctx
+        return hide_visitor_paths(text) if ctx.hosted and not ctx.run.can_control(owner or None) else text
+
     def tick(self, lang: str, last: Any, smooth: bool, view: str, picked: str | None, owner: str = "") -> dict:
         snap = self.ui.ctx.run.snapshot()
         key = (lang, snap.status, snap.step, len(snap.logs), len(snap.evals), len(snap.log_lines), snap.message,
@@ -285,7 +300,8 @@ class TrainTab:
             # Nothing new for this page: only the clock moves. Twenty open pages must not redraw (and
             # re-serialise) four charts a second each while a run trains.
             # (never an empty dict: Gradio takes {} for one output value and fails the event)
-            out = {self.progress: progress_html(snap, lang) if snap.active else gr.skip(), **timer}
+            out = {self.progress: self._shown(progress_html(snap, lang), owner) if snap.active else gr.skip(),
+                   **timer}
             if timer:
                 out[self.last_drawn] = (prev_key, charts_at, charts_current, every)
             return out
@@ -305,7 +321,8 @@ class TrainTab:
             figs = self._figures(snap, lang, smooth, (snap.run_dir, snap.started_at, len(snap.logs),
                                                       len(snap.evals))) if charts_due else None
             progress, message = progress_html(snap, lang), message_markdown(snap, lang)
-        out.update({self.progress: progress, self.message: message, self.log: "\n".join(snap.log_lines)})
+        out.update({self.progress: self._shown(progress, owner), self.message: self._shown(message, owner),
+                    self.log: self._shown("\n".join(snap.log_lines), owner)})
         if figs is not None:
             out.update(zip([self.loss_plot, self.acc_plot, self.lr_plot, self.eval_plot], figs))
         if prev_key is None or prev_key[1] != snap.status or prev_key[0] != lang:  # a run started or ended
