@@ -79,6 +79,14 @@ def test_an_empty_optional_box_stays_not_set_through_an_edit_and_the_save(pg, wo
     assert config["train"]["steps_per_epoch"] == quick_config(workspace)["train"]["steps_per_epoch"]
     assert config["data"]["max_hard_negatives"] is None and config["train"]["pad_to_multiple_of"] is None
     assert config["optim"]["max_grad_norm"] == 1.0
+    # Was: a learning rate typed at full speed as 7e-5 sometimes ended as -5 (a number box is empty at "7e").
+    lr = field(pg, "optim.lr")
+    for text, value in (("7e-5", 7e-5), ("3e-5", 3e-5), ("7e-5", 7e-5)):
+        lr.fill("")
+        lr.press_sequentially(text, delay=0)
+        lr.press("Tab")
+        pg.wait_for_timeout(1000)
+        assert lr.input_value() == text and saved(workspace)["optim"]["lr"] == value
     pg.screenshot(path=str(artifacts() / "config-form.png"), full_page=True)
 
 

@@ -85,7 +85,9 @@ def _json_field(spec: FieldSpec) -> bool:
 
 def _text_box(spec: FieldSpec) -> bool:
     # Optional numbers are text boxes: a gr.Number shows (and sends) 0 for a null value, so "not set" would be lost.
-    return spec.kind is str or (spec.optional and spec.kind in (int, float)) or _json_field(spec)
+    # So are all decimal numbers: a browser's number box is briefly empty while "7e-5" is typed ("7e" is no number),
+    # and a fast typist's learning rate ended as -5 (seen in Chromium); text keeps what was typed, e.g. 5e-05.
+    return spec.kind in (str, float) or (spec.optional and spec.kind is int) or _json_field(spec)
 
 
 def config_to_values(config: Config) -> list[Any]:
@@ -348,8 +350,11 @@ class ConfigTab:
         elif spec.kind is bool:
             widget = gr.Checkbox(value=value, min_width=320, **{k: v for k, v in common.items() if k != "min_width"})
         elif _text_box(spec) and spec.kind is not str:
-            widget = gr.Textbox(value=value, placeholder=t(tx.lang, "config.not_set"), **common)
-            tx.add(widget, "config.not_set", "placeholder")
+            if spec.optional:  # empty = null, and the box says so
+                widget = gr.Textbox(value=value, placeholder=t(tx.lang, "config.not_set"), **common)
+                tx.add(widget, "config.not_set", "placeholder")
+            else:
+                widget = gr.Textbox(value=value, **common)
         elif spec.kind in (int, float):
             widget = gr.Number(value=value, precision=0 if spec.kind is int else None, **common)
         else:
