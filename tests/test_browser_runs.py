@@ -87,6 +87,12 @@ def test_an_empty_optional_box_stays_not_set_through_an_edit_and_the_save(pg, wo
         lr.press("Tab")
         pg.wait_for_timeout(1000)
         assert lr.input_value() == text and saved(workspace)["optim"]["lr"] == value
+    # Was: a value pasted (set at once, as fill does) into a text box was shown but never saved.
+    temperature = field(pg, "train.temperature")
+    temperature.fill("0.07")
+    temperature.press("Tab")
+    pg.wait_for_timeout(1500)
+    assert saved(workspace)["train"]["temperature"] == 0.07
     pg.screenshot(path=str(artifacts() / "config-form.png"), full_page=True)
 
 

@@ -288,3 +288,12 @@ def test_each_text_is_tokenised_once_across_epochs(tiny_bert, tmp_path):
     collator = PairCollator(tok, 32)
     next(iter(make_loader(path, collator, batch_size=4, seed=0, group_by_length=True)))
     assert collator.token_cache is None
+
+
+def test_an_unfinished_line_is_reported_at_its_own_column(tmp_path):
+    """Was: "at column 1" (the parser saw the line's newline and reported line 2 of the text, column 1)."""
+    line = '{"anchor": "broken", '
+    path = write_lines(tmp_path / "pairs.jsonl", ['{"anchor": "a", "positive": "p"}', line])
+    with pytest.raises(PairsError) as info:
+        read_pairs(path)
+    assert f"{path}:2: invalid JSON (" in str(info.value) and f"at column {len(line) + 1})" in str(info.value)

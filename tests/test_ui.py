@@ -396,9 +396,13 @@ def test_delete_asks_first_and_refuses_names_outside_the_runs_folder(tmp_path):
     assert asked[train.confirm_row]["visible"] is True and run.exists()  # nothing deleted before the confirmation
     refused = train.delete("en", "", "../ws", "")
     assert "Error" in refused[train.runs_message] and ctx.workspace.exists()
-    done = train.delete("en", "", run.name, "")
+    done = train.delete("en", "", run.name, "", str(run / "eval_pairs.jsonl"))
     assert not run.exists() and done[train.confirm_row]["visible"] is False
     assert done[train.runs].empty
+    # the Evaluate and Search tabs no longer point at the deleted run (or its held-out rows)
+    ev, se = demo.ui.tabs["eval"], demo.ui.tabs["search"]
+    assert done[ev.model]["value"] is None and done[se.model]["value"] is None
+    assert run.name not in done[ev.pairs]
 
 
 def _in_thread(fn, *args, **kwargs):
@@ -559,7 +563,7 @@ def test_after_compose_search_covers_the_held_out_texts_and_a_reload_shows_the_e
         values[pairs_at] = typed
         assert cfg.field("data.eval_path") not in cfg.edited("en", "", *values)
     assert ct.workspace_config(demo.ui.ctx).data.eval_path == eval_file
-    for pairs, expected in ((other, str(other_eval)), (Path("assets/sample_pairs.jsonl").resolve(), "")):
+    for pairs, expected in ((other, str(other_eval)), ("assets/sample_pairs.jsonl", "")):  # relative, as typed
         values[pairs_at] = str(pairs)
         out = cfg.edited("en", "", *values)
         assert out[cfg.field("data.eval_path")] == expected
@@ -800,7 +804,8 @@ def test_the_form_says_when_its_pairs_or_eval_file_is_not_there(tmp_path):
     assert ct.validation_markdown("en", [], config) == t("en", "config.ok")
     config.data.eval_path = "held_out.jsonl"
     text = ct.validation_markdown("ko", [], config)
-    assert text.startswith(t("ko", "config.ok")) and "data.eval_path: held_out.jsonl을(를) 찾지 못했습니다" in text
+    assert text.startswith(t("ko", "config.missing_files")) and t("ko", "config.ok") not in text  # no "valid" then
+    assert "data.eval_path: held_out.jsonl을(를) 찾지 못했습니다" in text
     config.data.eval_path, config.data.pairs_path = None, str(tmp_path / "typo.jsonl")
     text = ct.validation_markdown("en", [], config)
     assert t("en", "config.missing_files") in text and "typo.jsonl not found" in text

@@ -58,8 +58,8 @@ def write_pairs(path: str | os.PathLike, pairs: Iterable[Pair]) -> None:
 
 def parse_pair(line: str, where: str) -> Pair:
     """One JSONL line -> Pair, or PairsError naming `where` (file:line) and what is wrong."""
-    try:
-        row = json.loads(line)
+    try:  # without the line's own newline: an unfinished object is reported at its column, not "line 2 column 1"
+        row = json.loads(line.rstrip("\r\n"))
     except json.JSONDecodeError as e:
         raise PairsError(f"{where}: invalid JSON ({e.msg} at column {e.colno}).") from None
     if not isinstance(row, dict):

@@ -398,7 +398,8 @@ class Trainer:
             self._logged_plan = state.max_steps
             log.info("Time budget %g min: %.2f s a step, so %d steps in all (%.1f passes over the data), leaving "
                      "%.0f s for the final evaluation and saving", self.config.train.max_minutes,
-                     budget.step_seconds, state.max_steps, state.max_steps / job.steps_per_epoch,
+                     budget.step_seconds, state.max_steps,
+                     state.max_steps * job.batch_size * job.accum * job.world.size / max(job.data.rows, 1),
                      self._finish_seconds(budget.step_seconds))
 
     def _finish_seconds(self, step_seconds: float) -> float:

@@ -213,9 +213,10 @@ def validation_markdown(lang: str, errors: list[str], config: Config | None = No
     """The form's problems, or "valid" with the language warning when the model cannot read the data's language,
     the model's own prompts where the form leaves them to the model, and a data file that is not there."""
     if not errors:
-        notes = ([missing_files_note(config, lang), language_warning(config, lang), model_prompts_note(config, lang)]
-                 if config is not None else [])
-        return "\n\n".join([t(lang, "config.ok"), *filter(None, notes)])
+        missing = missing_files_note(config, lang) if config is not None else ""
+        notes = [language_warning(config, lang), model_prompts_note(config, lang)] if config is not None else []
+        # a missing file takes the place of "valid": the form is saved, but Start would stop on it
+        return "\n\n".join([missing or t(lang, "config.ok"), *filter(None, notes)])
     errors = [engine_text(e, lang) for e in errors]
     return f"**{t(lang, 'config.errors')}**\n\n" + "\n".join(f"- `{e.split(':', 1)[0]}`:{e.split(':', 1)[1]}"
                                                             if ":" in e else f"- {e}" for e in errors)
@@ -269,8 +270,9 @@ def follow_pairs_file(config: Config, base_dir: str) -> str | None:
     pairs, current = config.data.pairs_path, config.data.eval_path
     if not pairs or not current or not current.endswith(".eval.jsonl"):
         return None
-    pairs_file = Path(base_dir) / pairs
-    if not pairs_file.is_file():
+    try:  # where training will find it (beside the workspace, else the working directory)
+        pairs_file = find_pairs_path(pairs, base_dir, roots=config.allowed_roots)
+    except (PairsError, OSError, ValueError):
         return None
     own = held_out_path(pairs_file)
     if (Path(base_dir) / current).resolve() == own.resolve():
@@ -385,7 +387,9 @@ class ConfigTab:
     def wire(self) -> None:
         lang, owner = self.ui.lang, self.ui.tabs["train"].owner
 
-        gr.on([f.input for f in self.fields], self.edited, [lang, owner, *self.fields],
+        # A paste (or a browser's autofill) into a text box fires no input event in Gradio: leaving the box saves too.
+        triggers = [f.input for f in self.fields] + [f.blur for f in self.fields if isinstance(f, gr.Textbox)]
+        gr.on(triggers, self.edited, [lang, owner, *self.fields],
               [self.validation, self.field("data.eval_path")], show_progress="hidden", trigger_mode="always_last")
 
         def load_file(lang: str, owner: str, path: str | None):

@@ -57,8 +57,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "config.command": ("Same run from the command line", "명령줄에서 같은 학습 실행"),
     "config.errors": ("Problems", "문제"),
     "config.ok": ("The config is valid.", "설정에 문제가 없습니다."),
-    "config.missing_files": ("But Start will stop on this until it is fixed:",
-                             "다만 다음을 고치기 전에는 시작할 수 없습니다:"),
+    "config.missing_files": ("The form is saved, but Start will stop on this until it is fixed:",
+                             "설정은 저장되었지만, 다음을 고치기 전에는 시작할 수 없습니다:"),
     "config.section.model": ("Model", "모델"),
     "config.not_set": ("not set", "설정 안 함"),
     # train tab

@@ -418,7 +418,7 @@ class TrainTab:
             return None
         return {self.runs_message: note(lang, "busy", OWNER_MESSAGE)}
 
-    def delete(self, lang: str, owner: str, name: str | None, view: str) -> dict:
+    def delete(self, lang: str, owner: str, name: str | None, view: str, eval_pairs: str = "") -> dict:
         out = {self.confirm_row: gr.update(visible=False)}
         if refused := self._not_owner(lang, owner, name):
             return {**out, **refused}
@@ -428,7 +428,10 @@ class TrainTab:
             return {**out, self.runs_message: note(lang, "error", str(e))}
         if view and Path(view).name == name:
             out[self.view] = ""
-        return {**out, **self.list_updates(lang, owner=owner), self.runs_message: t(lang, "train.deleted", name=name)}
+        # The Evaluate and Search tabs may have shown the deleted run: they move to the newest run left.
+        moved = self.ui.tabs["eval"].refresh_models(eval_pairs, owner, from_config=True)
+        return {**out, **self.list_updates(lang, owner=owner), **moved,
+                self.runs_message: t(lang, "train.deleted", name=name)}
 
     def _model_folder(self, lang: str, name: str | None, owner: str) -> tuple[Path | None, str]:
         if not name:
@@ -518,8 +521,10 @@ class TrainTab:
         self.delete_btn.click(self.ask_delete, [lang, self.pick], [self.confirm_row, self.runs_message])
         self.cancel_btn.click(lambda: {self.confirm_row: gr.update(visible=False), self.runs_message: ""}, None,
                               [self.confirm_row, self.runs_message])
-        self.confirm_btn.click(self.delete, [lang, self.owner, self.pick, self.view],
-                               [self.confirm_row, self.runs_message, self.view, *self.list_targets])
+        ev, se = tabs["eval"], tabs["search"]
+        self.confirm_btn.click(self.delete, [lang, self.owner, self.pick, self.view, ev.pairs],
+                               [self.confirm_row, self.runs_message, self.view, *self.list_targets, ev.pairs,
+                                se.corpus])
         self.zip_btn.click(self.export_zip, [lang, self.pick, self.owner], [self.zip_file, self.runs_message])
         self.push_btn.click(self.push, [lang, self.owner, self.pick, self.repo, self.private, self.token],
                             [self.runs_message, self.token])
