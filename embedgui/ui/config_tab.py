@@ -261,7 +261,7 @@ def validate(ctx: AppContext, values: list[Any]) -> tuple[Config | None, list[st
     return (config if not errors else None), errors
 
 
-def follow_pairs_file(config: Config, base_dir: str) -> str | None:
+def follow_pairs_file(config: Config) -> str | None:
     """The eval file follows the pairs file it was split from: when data.eval_path is a held-out split as compose
     names it (X.eval.jsonl) but not the one of the pairs file the form now names, and that pairs file exists, it
     becomes that file's split where there is one, else none. Left as it was, a run on the new data would be scored
@@ -271,11 +271,11 @@ def follow_pairs_file(config: Config, base_dir: str) -> str | None:
     if not pairs or not current or not current.endswith(".eval.jsonl"):
         return None
     try:  # where training will find it (beside the workspace, else the working directory)
-        pairs_file = find_pairs_path(pairs, base_dir, roots=config.allowed_roots)
+        pairs_file = find_pairs_path(pairs, config.base_dir, roots=config.allowed_roots)
     except (PairsError, OSError, ValueError):
         return None
     own = held_out_path(pairs_file)
-    if (Path(base_dir) / current).resolve() == own.resolve():
+    if (Path(config.base_dir or ".") / current).resolve() == own.resolve():
         return None
     config.data.eval_path = str(own) if own.is_file() else None
     return config.data.eval_path or ""
@@ -352,13 +352,12 @@ class ConfigTab:
         elif spec.kind is bool:
             widget = gr.Checkbox(value=value, min_width=320, **{k: v for k, v in common.items() if k != "min_width"})
         elif _text_box(spec) and spec.kind is not str:
+            widget = gr.Textbox(value=value, placeholder=t(tx.lang, "config.not_set") if spec.optional else None,
+                                **common)
             if spec.optional:  # empty = null, and the box says so
-                widget = gr.Textbox(value=value, placeholder=t(tx.lang, "config.not_set"), **common)
                 tx.add(widget, "config.not_set", "placeholder")
-            else:
-                widget = gr.Textbox(value=value, **common)
-        elif spec.kind in (int, float):
-            widget = gr.Number(value=value, precision=0 if spec.kind is int else None, **common)
+        elif spec.kind is int:  # decimal numbers are text boxes (_text_box)
+            widget = gr.Number(value=value, precision=0, **common)
         else:
             widget = gr.Textbox(value=value, **common)
         tx.add(widget, lambda lang, p=spec.path: field_label(lang, p), "label")
@@ -410,7 +409,7 @@ class ConfigTab:
         out = {}
         if config is not None:
             before = config.data.eval_path
-            moved = follow_pairs_file(config, str(ctx.workspace))
+            moved = follow_pairs_file(config)
             if moved is not None and (config.validate() or (hosted_problems(config, ctx) if ctx.hosted else [])):
                 config.data.eval_path, moved = before, None  # e.g. keep_best needs eval data: the form decides
             if moved is not None:

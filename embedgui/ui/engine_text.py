@@ -134,7 +134,7 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"^(?P<p>.+):(?P<l>\d+): (?P<what>(?:invalid JSON \(|expected an object like |\"(?:anchor|positive)\" "
                 r"|\"hard_negatives\" must ).+?)(?P<fix> Fix the line, or set data\.skip_invalid to true to skip such "
                 r"lines\.)?$", re.S),
-     lambda m: _pairs_line_ko(m)),
+     _pairs_line_ko),
     (re.compile(r"^(?P<p>.+?): not UTF-8 text \((?P<e>.+)\); save the file as UTF-8\.$"),
      lambda m: f"{m['p']}: UTF-8 텍스트가 아닙니다 ({m['e']}). 파일을 UTF-8로 저장하세요."),
     (re.compile(r"^(?P<p>.+?): no valid rows; each line must be (?P<x>\{.*\})\.$"),

@@ -279,10 +279,10 @@ class TrainTab:
         return runs.run_folder(self.ui.ctx.visitor(owner).runs_dir, name or "")
 
     # -- handlers --------------------------------------------------------------------------------------------
-    def _shown(self, text: str, owner: str) -> str:
-        """text as this page may see it: another visitor's run of a hosted app without that visitor's paths."""
+    def _hides_paths(self, owner: str) -> bool:
+        """Whether this page watches another visitor's run of a hosted app (then it sees none of their paths)."""
         ctx = self.ui.ctx
-        return hide_visitor_paths(text) if ctx.hosted and not ctx.run.can_control(owner or None) else text
+        return ctx.hosted and not ctx.run.can_control(owner or None)
 
     def tick(self, lang: str, last: Any, smooth: bool, view: str, picked: str | None, owner: str = "") -> dict:
         snap = self.ui.ctx.run.snapshot()
@@ -300,8 +300,10 @@ class TrainTab:
             # Nothing new for this page: only the clock moves. Twenty open pages must not redraw (and
             # re-serialise) four charts a second each while a run trains.
             # (never an empty dict: Gradio takes {} for one output value and fails the event)
-            out = {self.progress: self._shown(progress_html(snap, lang), owner) if snap.active else gr.skip(),
-                   **timer}
+            progress = progress_html(snap, lang) if snap.active else None
+            if progress is not None and self._hides_paths(owner):
+                progress = hide_visitor_paths(progress)
+            out = {self.progress: gr.skip() if progress is None else progress, **timer}
             if timer:
                 out[self.last_drawn] = (prev_key, charts_at, charts_current, every)
             return out
@@ -321,8 +323,10 @@ class TrainTab:
             figs = self._figures(snap, lang, smooth, (snap.run_dir, snap.started_at, len(snap.logs),
                                                       len(snap.evals))) if charts_due else None
             progress, message = progress_html(snap, lang), message_markdown(snap, lang)
-        out.update({self.progress: self._shown(progress, owner), self.message: self._shown(message, owner),
-                    self.log: self._shown("\n".join(snap.log_lines), owner)})
+        shown = {self.progress: progress, self.message: message, self.log: "\n".join(snap.log_lines)}
+        if self._hides_paths(owner):  # one look at the run's owner a tick (it reads the run folder)
+            shown = {k: hide_visitor_paths(v) for k, v in shown.items()}
+        out.update(shown)
         if figs is not None:
             out.update(zip([self.loss_plot, self.acc_plot, self.lr_plot, self.eval_plot], figs))
         if prev_key is None or prev_key[1] != snap.status or prev_key[0] != lang:  # a run started or ended
