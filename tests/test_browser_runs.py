@@ -123,6 +123,8 @@ def test_what_trained_is_what_the_form_showed_with_the_hard_negatives_used(works
     assert first.name != "browser-run"  # a new folder named by time and model
     trained = json.loads((first / "train_config.json").read_text())
     assert trained["train"]["batch_size"] == 6 and trained["data"]["max_hard_negatives"] is None
+    # the learning rate typed at full speed and the pasted temperature are what trained
+    assert trained["optim"]["lr"] == 7e-5 and trained["train"]["temperature"] == 0.07
     summary = json.loads((first / "metrics_summary.json").read_text())
     assert summary["hard_negatives_per_row"]["limit"] is None and summary["precision"] == "float32"
     assert "hard negatives per row" in (first / "train.log").read_text()
