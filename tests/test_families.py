@@ -362,9 +362,8 @@ def test_sentence_transformer_loader_on_a_local_folder(tiny_bert, tmp_path):
     assert Trainer(st_config).fit().status == "finished"
 
 
-def test_remote_code_never_runs_without_trust_remote_code(tiny_bert, tmp_path):
-    folder = tmp_path / "custom"
-    marker = tmp_path / "imported.txt"
+def _custom_code_model(tiny_bert, folder, marker):
+    """A model folder whose config names its own code (auto_map); importing that code writes `marker`."""
     from transformers import AutoModel
 
     AutoModel.from_pretrained(tiny_bert).save_pretrained(folder)
@@ -380,6 +379,12 @@ def test_remote_code_never_runs_without_trust_remote_code(tiny_bert, tmp_path):
         "from transformers import BertConfig, BertModel\n"
         "class CustomConfig(BertConfig):\n    model_type = 'custom-bert'\n"
         "class CustomModel(BertModel):\n    config_class = CustomConfig\n")
+    return folder
+
+
+def test_remote_code_never_runs_without_trust_remote_code(tiny_bert, tmp_path):
+    folder, marker = tmp_path / "custom", tmp_path / "imported.txt"
+    _custom_code_model(tiny_bert, folder, marker)
     (folder / "train_config.json").write_text(json.dumps({"hf": {"trust_remote_code": False}}))
     with pytest.raises(ModelLoadError):
         load_embedder(str(folder), device="cpu")
@@ -389,6 +394,29 @@ def test_remote_code_never_runs_without_trust_remote_code(tiny_bert, tmp_path):
     # The marker does record an import: with trust_remote_code the same folder's code runs (and loads).
     model = load_embedder(str(folder), device="cpu", trust_remote_code=True)
     assert marker.read_text() == "ran" and type(model.backbone).__name__ == "CustomModel"
+
+
+def test_eval_and_search_name_their_own_flag_for_a_model_with_its_own_code(tiny_bert, tmp_path, capsys):
+    """The command line has no hf.* fields: eval and search ask for --trust-remote-code, and with it they load and
+    run the model (its code runs then, and only then)."""
+    from embedgui.__main__ import main
+
+    folder, marker = tmp_path / "custom", tmp_path / "imported.txt"
+    _custom_code_model(tiny_bert, folder, marker)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"anchor": f"term {i}", "positive": f"what term {i} means"}) + "\n"
+                             for i in range(4)), encoding="utf-8")
+    for command in (["eval", "--pairs", str(pairs)], ["search", "--corpus", str(pairs), "--query", "term 1"]):
+        argv = [command[0], "--model-dir", str(folder), "--device", "cpu", *command[1:]]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "needs custom code" in err and "pass --trust-remote-code" in err and "hf.trust_remote_code" not in err
+        if command[0] == "eval":  # (Python keeps the module imported once it ran: the marker is written once)
+            assert not marker.exists()
+        assert main([*argv, "--trust-remote-code"]) == 0, capsys.readouterr().err
+        assert marker.read_text() == "ran"
+        out = capsys.readouterr().out
+        assert ("recall@1" in out) if command[0] == "eval" else ("what term 1 means" in out)
 
 
 # -- config and form ---------------------------------------------------------------------------------------------

@@ -201,14 +201,16 @@ def test_model_card_is_a_hub_card_with_data_settings_and_before_after(tmp_path):
     assert "| recall@1 | 0.2500 | 0.6250 | 0.3750 |" in body and "30 queries" in body
     assert "| Batch size | 16 |" in body and "| Temperature | 0.0700 |" in body and "| Precision | bfloat16 |" in body
     assert 'SentenceTransformer("me/my-model")' in body
+    assert "Peak learning rate" not in body  # no summary["peak_lr"]: the run trained at optim.lr
     assert "/home/me" not in text  # file names only: a public card does not show the trainer's folders
 
-    local = fake_run(tmp_path, "l", model_id=str(tmp_path / "my-local-model"), model=True,
-                     summary={"final_eval": {"recall@1": 0.5}})
+    local = fake_run(tmp_path, "l", model_id=str(tmp_path / "my-local-model"), model=True, optim={"lr": 5e-5},
+                     summary={"final_eval": {"recall@1": 0.5}, "peak_lr": 8e-5})
     (tmp_path / "my-local-model").mkdir()
     card = ModelCard(runs.model_card(local))
     assert card.data.get("base_model") is None and "`my-local-model` (a local model)" in card.text
     assert "| recall@1 | 0.5000 |" in card.text and str(tmp_path) not in card.text
+    assert "| Learning rate | 5.00e-05 |" in card.text and "| Peak learning rate (short run) | 8.00e-05 |" in card.text
 
 
 def test_export_zip_holds_only_the_model_folder_and_a_card(tmp_path):

@@ -461,3 +461,38 @@ def test_the_command_line_reference_is_what_each_help_prints():
         else:  # argparse lays help out a little differently on other versions: the same flags, at least
             flags = re.compile(r"--[a-z][\w-]*")
             assert set(flags.findall(out)) == set(flags.findall(block)), name
+
+
+def test_a_short_run_trains_at_a_raised_peak_rate_and_says_so(tiny_bert, tmp_path, caplog):
+    """optim.short_run_steps: 4 steps against 16 raise the peak by sqrt(16/4) = 2 (the cap); the rows' logged rate is
+    the rate that trained, and the log names the field. 0 trains at optim.lr exactly."""
+    short = {"optim": {"lr": 1e-4, "scheduler": "constant", "warmup_ratio": 0, "short_run_steps": 16},
+             "train": {"steps_per_epoch": 4}}
+    with caplog.at_level("INFO", logger="embedgui"):
+        Trainer(make_config(tiny_bert, tmp_path / "a", **short)).fit()
+    rows = read_metrics(tmp_path / "a" / "runs" / "run" / "metrics.jsonl")
+    assert [round(r["lr"], 12) for r in rows] == [2e-4] * 4
+    assert "peak learning rate 0.0002, 2.00 x optim.lr 0.0001" in caplog.text
+    assert "optim.short_run_steps" in caplog.text
+    summary = json.loads((tmp_path / "a" / "runs" / "run" / "metrics_summary.json").read_text())
+    assert summary["peak_lr"] == pytest.approx(2e-4)  # the model card shows it beside optim.lr
+
+    caplog.clear()
+    plain = {"optim": {**short["optim"], "short_run_steps": 0}, "train": short["train"]}
+    with caplog.at_level("INFO", logger="embedgui"):
+        Trainer(make_config(tiny_bert, tmp_path / "b", **plain)).fit()
+    rows = read_metrics(tmp_path / "b" / "runs" / "run" / "metrics.jsonl")
+    assert [round(r["lr"], 12) for r in rows] == [1e-4] * 4 and "short run" not in caplog.text
+
+
+def test_the_short_run_factor_follows_the_planned_steps():
+    from embedgui.engine.optimization import Schedule, short_run_factor
+
+    assert short_run_factor(64, 64) == 1.0 and short_run_factor(500, 64) == 1.0
+    assert short_run_factor(16, 64) == 2.0 and short_run_factor(2, 64) == 2.0  # at most twice
+    assert short_run_factor(36, 64) == pytest.approx(4 / 3)
+    assert short_run_factor(5, None) == short_run_factor(5, 0) == 1.0
+    schedule = Schedule("constant", 0.0, 16, short_run_steps=64)
+    assert schedule(3) == 2.0
+    schedule.resize(100)  # a time budget's plan: a long run after all trains at optim.lr
+    assert schedule(3) == 1.0

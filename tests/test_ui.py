@@ -176,7 +176,8 @@ def test_empty_optional_boxes_stay_not_set():
     values = ct.config_to_values(Config())
     optional_numbers = [s.path for s in ct.field_specs() if s.optional and s.kind in (int, float)]
     assert {"train.steps_per_epoch", "data.max_hard_negatives", "train.pad_to_multiple_of"} <= set(optional_numbers)
-    with_default = {"optim.max_grad_norm": "1.0", "data.mine_hard_negatives": "1"}  # optional numbers with a default
+    # optional numbers with a default
+    with_default = {"optim.max_grad_norm": "1.0", "data.mine_hard_negatives": "1", "optim.short_run_steps": "64"}
     for path in optional_numbers:
         assert values[paths.index(path)] == with_default.get(path, ""), path  # shown empty, not 0
     config, errors = ct.values_to_config(values)
@@ -185,9 +186,11 @@ def test_empty_optional_boxes_stay_not_set():
     values[paths.index("data.max_hard_negatives")] = " 2 "
     values[paths.index("optim.max_grad_norm")] = ""
     values[paths.index("data.mine_hard_negatives")] = ""
+    values[paths.index("optim.short_run_steps")] = ""
     config, errors = ct.values_to_config(values)
     assert config.data.max_hard_negatives == 2 and config.optim.max_grad_norm is None
     assert config.data.mine_hard_negatives is None  # emptied: no mining, not the default again
+    assert config.optim.short_run_steps is None  # emptied: always optim.lr
     values[paths.index("train.steps_per_epoch")] = "many"
     config, errors = ct.values_to_config(values)
     assert config is None and errors[0].startswith("train.steps_per_epoch:")

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=positive_int, default=None,
                         help="score only the first DIM embedding components, re-normalised (a Matryoshka size)")
     parser.add_argument("--skip-invalid", action="store_true", help="skip bad lines in the pairs file")
+    parser.add_argument("--trust-remote-code", action="store_true", default=None,
+                        help="let models that ship their own code run it on this machine (only for models you "
+                             "trust; default: a run folder's hf.trust_remote_code, else no)")
     parser.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
 
 
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     options = {"device": args.device, "batch_size": args.batch_size, "ks": args.k, "max_length": args.max_length,
                "hard_negatives_as_distractors": not args.no_distractors, "skip_invalid": args.skip_invalid,
-               "dim": args.dim}
+               "dim": args.dim, "trust_remote_code": args.trust_remote_code}
     try:
         if args.json:  # before computing anything: a wrong path should not cost the whole evaluation
             ensure_writable_file(args.json, "--json")
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
 _FIELDS_AS_FLAGS = (("model_id: ", ""), ("set data.skip_invalid to true", "pass --skip-invalid"),
                     ("Set model_id to a local model folder",
                      "Give a local model folder (--model-dir, --compare-with)"),
-                    ("check data.pairs_path", "check --pairs"))
+                    ("check data.pairs_path", "check --pairs"),
+                    ("set hf.trust_remote_code to true", "pass --trust-remote-code"))
 
 
 def _in_flags(message: str) -> str:

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=positive_int, metavar="N",
                         help="with --corpus: index only the first N dimensions (a Matryoshka size the model was "
                              "trained for: smaller and faster)")
+    parser.add_argument("--trust-remote-code", action="store_true", default=None,
+                        help="let models that ship their own code run it on this machine (only for models you "
+                             "trust; default: a run folder's hf.trust_remote_code, else no)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,17 +45,20 @@ def run(args: argparse.Namespace) -> int:
         print("error: --model-dir is needed to embed the --corpus; give a model folder or id.", file=sys.stderr)
         return 2
     try:
-        embedder = load_embedder(args.model_dir, device=args.device) if args.model_dir else None
+        trust = {} if args.trust_remote_code is None else {"trust_remote_code": True}
+        embedder = load_embedder(args.model_dir, device=args.device, **trust) if args.model_dir else None
         if args.corpus:
             index = SearchIndex.build(load_corpus(args.corpus, args.column), embedder, batch_size=args.batch_size,
                                       dim=args.dim)
             if args.index:
                 index.save(args.index)
         else:
-            index = SearchIndex.load(args.index, embedder, device=args.device)
+            index = SearchIndex.load(args.index, embedder, device=args.device,
+                                     trust_remote_code=args.trust_remote_code)
         results = index.query(args.query, k=args.k)
     except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {str(e).replace('set hf.trust_remote_code to true', 'pass --trust-remote-code')}",
+              file=sys.stderr)
         return 2
     for n, (query, hits) in enumerate(zip(args.query, results)):
         if len(args.query) > 1:

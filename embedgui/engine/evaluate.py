@@ -214,20 +214,24 @@ def format_comparison(before: dict[str, float], after: dict[str, float]) -> str:
 def evaluate_model(model_dir_or_id: str, pairs_path: str | os.PathLike, *, device: str = "auto",
                    batch_size: int = 64, ks: Sequence[int] = DEFAULT_KS, hard_negatives_as_distractors: bool = True,
                    skip_invalid: bool = False, max_length: int | None = None,
-                   chunk_size: int = DEFAULT_CHUNK, dim: int | None = None) -> EvalResult:
+                   chunk_size: int = DEFAULT_CHUNK, dim: int | None = None,
+                   trust_remote_code: bool | None = None) -> EvalResult:
     """Load a model (folder or id, as load_embedder takes: a run folder with its training settings) and score it
-    on a pairs file; dim scores a truncated embedding (Matryoshka)."""
+    on a pairs file; dim scores a truncated embedding (Matryoshka). trust_remote_code: run the model's own code
+    (None: a run folder's hf.trust_remote_code, else no)."""
     pairs, skipped = read_pairs(pairs_path, skip_invalid=skip_invalid)
     task = build_task(pairs, hard_negatives_as_distractors)
     return _evaluate_loaded(model_dir_or_id, task, str(pairs_path), skipped, device=device, batch_size=batch_size,
                             ks=ks, max_length=max_length, chunk_size=chunk_size,
-                            distractors=hard_negatives_as_distractors, dim=dim)
+                            distractors=hard_negatives_as_distractors, dim=dim,
+                            load_options=_trusting(trust_remote_code))
 
 
 def compare(model_dir_or_id: str, base_model: str, pairs_path: str | os.PathLike, *, device: str = "auto",
             batch_size: int = 64, ks: Sequence[int] = DEFAULT_KS, hard_negatives_as_distractors: bool = True,
             skip_invalid: bool = False, max_length: int | None = None,
-            chunk_size: int = DEFAULT_CHUNK, dim: int | None = None) -> Comparison:
+            chunk_size: int = DEFAULT_CHUNK, dim: int | None = None,
+            trust_remote_code: bool | None = None) -> Comparison:
     """Score base_model (before) and model_dir_or_id (after) on the same queries and corpus.
 
     Each model keeps its own pooling and normalisation (a run folder: those it was trained with). Prompts are
@@ -250,12 +254,19 @@ def compare(model_dir_or_id: str, base_model: str, pairs_path: str | os.PathLike
     # The base model loads as the run loaded it for training: remote code, the sentence-transformers loader and a
     # default task (jina v3) are run settings the base model's own folder does not carry.
     load_as_trained = {k: settings[k] for k in ("trust_remote_code", "loader", "default_task") if k in settings}
+    load_as_trained.update(_trusting(trust_remote_code))  # the caller's own answer (eval --trust-remote-code)
     # The base model is scored at the sizes the trained one was trained for, so each size has a before and after.
     dims = (saved_prompts(after_path)[1] or ()) if os.path.isdir(after_path) else ()
     before = _evaluate_loaded(base_model, task, str(pairs_path), skipped, fallback_prompts=after_prompts, dims=dims,
                               load_options=load_as_trained, **common)
-    after = _evaluate_loaded(model_dir_or_id, task, str(pairs_path), skipped, **common)
+    after = _evaluate_loaded(model_dir_or_id, task, str(pairs_path), skipped,
+                             load_options=_trusting(trust_remote_code), **common)
     return Comparison(before, after)
+
+
+def _trusting(trust_remote_code: bool | None) -> dict[str, Any]:
+    """load_embedder's argument for an explicit answer; none for None (a run folder's own setting decides)."""
+    return {} if trust_remote_code is None else {"trust_remote_code": trust_remote_code}
 
 
 def _evaluate_loaded(model: str, task: RetrievalTask, pairs_path: str, skipped: list[str], *, device: str,

@@ -309,6 +309,12 @@ def _fmt(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
+def _raised(summary: dict[str, Any], optim: dict[str, Any]) -> float | None:
+    """The peak rate a short run trained at (optim.short_run_steps), where it differs from optim.lr; else None."""
+    peak, lr = summary.get("peak_lr"), optim.get("lr")
+    return peak if isinstance(peak, float) and isinstance(lr, (int, float)) and peak > lr * 1.0001 else None
+
+
 def model_card(run_dir: str | os.PathLike, repo_id: str | None = None) -> str:
     """README.md for the exported model: Hub metadata, base model, data size, settings, before/after metrics."""
     path = Path(run_dir)
@@ -342,7 +348,8 @@ def model_card(run_dir: str | os.PathLike, repo_id: str | None = None) -> str:
                 ("Normalize", raw.get("normalize")), ("Batch size", train.get("batch_size")),
                 ("Epochs", train.get("epochs")), ("Steps", summary.get("steps")),
                 ("Max length", train.get("max_length")), ("Temperature", train.get("temperature")),
-                ("Learning rate", optim.get("lr")), ("Optimizer", optim.get("name")),
+                ("Learning rate", optim.get("lr")), ("Peak learning rate (short run)", _raised(summary, optim)),
+                ("Optimizer", optim.get("name")),
                 ("Scheduler", optim.get("scheduler")), ("Warmup ratio", optim.get("warmup_ratio")),
                 ("Precision", summary.get("precision") or raw.get("dtype")), ("Seed", raw.get("seed"))]
     lines += ["", "## Settings", "", "| Setting | Value |", "|---|---|",

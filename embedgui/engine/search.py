@@ -235,8 +235,9 @@ class SearchIndex:
 
     @classmethod
     def load(cls, folder: str | os.PathLike, embedder: Embedder | None = None, *, device: str = "auto",
-             check_model: bool = True) -> SearchIndex:
-        """Read an index folder; with no embedder, load the model it was built with.
+             check_model: bool = True, trust_remote_code: bool | None = None) -> SearchIndex:
+        """Read an index folder; with no embedder, load the model it was built with (trust_remote_code: run that
+        model's own code; None = its run folder's hf.trust_remote_code, else no).
 
         The model given must be the one the index was built with: same dimension, and the probe texts must
         embed to the vectors stored at build time (cosine >= PROBE_MIN_COSINE). The probe, not the stored
@@ -265,7 +266,8 @@ class SearchIndex:
             source = meta.get("model") if meta.get("model") not in (None, "unknown") else meta.get("model_source")
             if not source:
                 raise SearchIndexError(f"{meta_path}: the model is not recorded; pass the model to load it with.")
-            embedder = load_embedder(source, device=device)
+            trust = {} if trust_remote_code is None else {"trust_remote_code": trust_remote_code}
+            embedder = load_embedder(source, device=device, **trust)
         if check_model:
             _check_same_model(meta, vectors.shape[1], embedder, meta_path)
         return cls(texts, vectors, embedder, meta)

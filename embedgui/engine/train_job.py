@@ -20,6 +20,7 @@ from .device import Precision
 from .distributed import World
 from .loss import LossOutput
 from .modeling import Embedder
+from .optimization import peak_factor
 from .train_data import TrainingData
 
 
@@ -167,6 +168,8 @@ def run_summary(job: Job, state: TrainState, config: Config, data_info: dict[str
         "device": state.device, "precision": state.precision,
         "precision_reason": state.precision_reason, "processes": job.world.size,
         "max_minutes": config.train.max_minutes,
+        # the peak rate that trained: optim.lr, raised for a short run (optim.short_run_steps)
+        "peak_lr": config.optim.lr * peak_factor(job.scheduler) if job.scheduler is not None else config.optim.lr,
         "train_seconds": round(time.time() - state.started_at, 2), **data_info,
     }
     if train_rows:

@@ -44,7 +44,7 @@ from .loss import build_loss, learned_temperature
 from .mining import MiningStopped
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
 from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config, set_training_dropout
-from .optimization import build_optimizer, build_scheduler, resize_schedule, seed_everything
+from .optimization import build_optimizer, build_scheduler, peak_factor, resize_schedule, seed_everything
 from .snapshots import (
     BEST_NAME,
     SNAPSHOT_DIR,
@@ -242,6 +242,8 @@ class Trainer:
         # Under a time budget the first few steps follow the epochs' schedule until the budget has timed them and
         # resizes it (a longer provisional warmup would waste those steps of a short run at a near-zero rate).
         job.scheduler = build_scheduler(job.optimizer, c, state.max_steps)
+        if self.budget is None:
+            self._log_peak(job)  # a budgeted run says it once the budget has planned its steps
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
                         "rows": data.rows, "seed": c.seed,
@@ -401,6 +403,16 @@ class Trainer:
                      budget.step_seconds, state.max_steps,
                      state.max_steps * job.batch_size * job.accum * job.world.size / max(job.data.rows, 1),
                      self._finish_seconds(budget.step_seconds))
+            self._log_peak(job)
+
+    def _log_peak(self, job: Job) -> None:
+        """Say when optim.short_run_steps raises the peak learning rate, so the log shows the rate that trains."""
+        factor = peak_factor(job.scheduler)
+        if factor > 1.0:
+            o = self.config.optim
+            log.info("A short run (%d steps, fewer than optim.short_run_steps %d): peak learning rate %.2g, %.2f x "
+                     "optim.lr %.2g (set optim.short_run_steps to 0 to train at optim.lr).", self.state.max_steps,
+                     o.short_run_steps, o.lr * factor, factor, o.lr)
 
     def _finish_seconds(self, step_seconds: float) -> float:
         return finish_seconds(self._job, step_seconds)
