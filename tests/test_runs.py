@@ -102,7 +102,7 @@ def test_list_runs_reads_each_folder_newest_first(tmp_path):
     assert (done.step, done.max_steps, done.rows, done.has_model, done.resumable) == (4, 4, 40, True, False)
     assert done.final_eval == {"recall@1": 0.5} and done.pairs_path == "/w/data/pairs.jsonl"
     assert done.settings == {"batch_size": 16, "epochs": 2, "lr": 3e-5, "max_length": 64, "temperature": 0.07,
-                             "precision": "bfloat16"}
+                             "precision": "bfloat16", "peak_lr": None}
     assert done.model_id == "sentence-transformers/all-MiniLM-L6-v2" and done.created > 0
     assert by["stopped"].resumable and by["stopped"].max_steps == 10
     killed = by["killed"]

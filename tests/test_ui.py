@@ -385,6 +385,9 @@ def test_runs_table_in_both_languages():
     row = en.iloc[0].tolist()
     assert row[:5] == ["20261125-143210-m", "finished", "10/10", "pairs.jsonl", 80]
     assert "batch 16" in row[5] and "recall@1 0.500" in row[6] and ko.iloc[0, 1] == "완료"
+    assert "lr 5e-05 · float32" in row[5]  # trained at the rate set
+    info.settings["peak_lr"] = 8e-5  # a short run's raised peak (optim.short_run_steps)
+    assert "lr 5e-05 → 8e-05 · float32" in runs_table([info], "en").iloc[0, 5]
 
 
 def test_delete_asks_first_and_refuses_names_outside_the_runs_folder(tmp_path):

@@ -163,7 +163,7 @@ def run_info(run_dir: str | os.PathLike, active_dir: str | os.PathLike | None = 
         rows=summary.get("rows") if isinstance(summary.get("rows"), int) else None,
         settings={"batch_size": train.get("batch_size"), "epochs": train.get("epochs"), "lr": optim.get("lr"),
                   "max_length": train.get("max_length"), "temperature": train.get("temperature"),
-                  "precision": summary.get("precision") or raw.get("dtype")},
+                  "precision": summary.get("precision") or raw.get("dtype"), "peak_lr": _raised(summary, optim)},
         final_eval=final_eval, has_model=(path / "modules.json").is_file() and (path / "config.json").is_file(),
         resumable=snapshot is not None and status not in ("finished", "running"),
         message=str(error.get("message") or ""),

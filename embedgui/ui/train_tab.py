@@ -151,8 +151,13 @@ def hide_visitor_paths(text: str) -> str:
     return _VISITOR_PATH.sub("…", text)
 
 
-SETTING_WORDS = (("batch_size", "batch"), ("epochs", "ep"), ("lr", "lr"), ("max_length", "len"),
+# peak_lr: a short run's raised peak (optim.short_run_steps), shown after the lr that was set
+SETTING_WORDS = (("batch_size", "batch"), ("epochs", "ep"), ("lr", "lr"), ("peak_lr", "→"), ("max_length", "len"),
                  ("temperature", "τ"), ("precision", ""))
+
+
+def _setting(value: object) -> str:
+    return f"{value:.2g}" if isinstance(value, float) and 0 < abs(value) < 1e-3 else str(value)
 
 
 def runs_table(infos: list[runs.RunInfo], lang: str) -> pd.DataFrame:
@@ -161,7 +166,9 @@ def runs_table(infos: list[runs.RunInfo], lang: str) -> pd.DataFrame:
     rows = []
     for r in infos:
         s = r.settings
-        settings = " · ".join(f"{short} {s[k]}" for k, short in SETTING_WORDS if s.get(k) is not None)
+        settings = " · ".join(f"{short} {_setting(s[k])}".strip() for k, short in SETTING_WORDS
+                              if s.get(k) is not None)
+        settings = settings.replace(" · → ", " → ")  # "lr 5e-05 → 8e-05": the rate set, then the peak it ran at
         metrics = " · ".join(f"{k} {v:.3f}" for k, v in r.final_eval.items() if k in ("recall@1", "ndcg@10"))
         rows.append([r.name, status_word(r.status, lang), f"{r.step}/{r.max_steps}", Path(r.pairs_path or "").name,
                      "" if r.rows is None else r.rows, settings, metrics])
