@@ -496,3 +496,49 @@ def test_the_short_run_factor_follows_the_planned_steps():
     assert schedule(3) == 2.0
     schedule.resize(100)  # a time budget's plan: a long run after all trains at optim.lr
     assert schedule(3) == 1.0
+
+
+def test_a_resumed_run_trains_at_the_rates_of_the_config_it_resumes_with(tiny_bert, tmp_path):
+    """The advice after a NaN is "a lower optim.lr, then resume", and after a finished run "raise train.epochs to
+    train further": the snapshot's own rates and schedule must not override either."""
+    base = {"optim": {"lr": 1e-3, "scheduler": "constant", "warmup_ratio": 0, "short_run_steps": 0},
+            "train": {"steps_per_epoch": 4, "epochs": 1}}
+    stop = threading.Event()
+    assert Trainer(make_config(tiny_bert, tmp_path, **base), callbacks=[StopAt(2, stop)]).fit(stop).step == 2
+    lower = make_config(tiny_bert, tmp_path, optim={**base["optim"], "lr": 5e-4}, train={**base["train"],
+                                                                                         "resume": True})
+    assert Trainer(lower).fit().step == 4
+    run = tmp_path / "runs" / "run"
+    assert [round(r["lr"], 12) for r in read_metrics(run / "metrics.jsonl")] == [1e-3, 1e-3, 5e-4, 5e-4]
+
+    # A finished linear run of 4 steps, resumed with 2 epochs: steps 5-8 decay from where the longer schedule is,
+    # not at the rate zero the 4-step schedule ended at.
+    linear = {"optim": {**base["optim"], "scheduler": "linear"}, "train": base["train"]}
+    assert Trainer(make_config(tiny_bert, tmp_path / "l", **linear)).fit().status == "finished"
+    longer = make_config(tiny_bert, tmp_path / "l", optim=linear["optim"],
+                         train={**base["train"], "epochs": 2, "resume": True})
+    assert Trainer(longer).fit().step == 8
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "l" / "runs" / "run" / "metrics.jsonl")]
+    assert lrs[4:] == pytest.approx([1e-3 * (1 - s / 8) for s in range(4, 8)])
+
+
+def test_a_snapshot_from_before_short_runs_resumes_at_its_own_rate(tiny_bert, tmp_path):
+    """A run paused before optim.short_run_steps existed trained at optim.lr; resumed with today's default it goes
+    on at optim.lr (its schedule as saved), while a snapshot that knows the field follows the config."""
+    settings = {"optim": {"lr": 1e-4, "scheduler": "constant", "warmup_ratio": 0, "short_run_steps": 0},
+                "train": {"steps_per_epoch": 4}}
+    for name, old in (("old", True), ("new", False)):
+        stop = threading.Event()
+        Trainer(make_config(tiny_bert, tmp_path / name, **settings), callbacks=[StopAt(2, stop)]).fit(stop)
+        run = tmp_path / name / "runs" / "run"
+        if old:  # as a snapshot written before the field: its schedule's saved fields lack it
+            path = latest_snapshot(run) / "trainer_state.pt"
+            state = torch.load(path, weights_only=False)
+            for fn in state["scheduler"]["lr_lambdas"]:
+                fn.pop("short_run_steps"), fn.pop("peak")
+            torch.save(state, path)
+        resumed = make_config(tiny_bert, tmp_path / name, optim={**settings["optim"], "short_run_steps": 16},
+                              train={**settings["train"], "resume": True})
+        Trainer(resumed).fit()
+        lrs = [round(r["lr"], 12) for r in read_metrics(run / "metrics.jsonl")]
+        assert lrs == ([1e-4] * 4 if old else [1e-4, 1e-4, 2e-4, 2e-4]), name

@@ -296,6 +296,9 @@ def test_a_time_budget_plans_a_complete_run_that_ends_in_time_and_saves(tiny_ber
     rows = [json.loads(line) for line in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in rows if r["kind"] == "train"]
     assert lrs[-1] < 0.2 * max(lrs)  # the schedule decayed to the end of the plan, not of the 2 epoch steps
+    # optim.short_run_steps (64) raises a plan of ~10 steps to 2 x optim.lr, but only once the budget has planned:
+    # the first step, on the provisional total of 3 steps (no warmup step in it), runs at optim.lr, not twice it.
+    assert lrs[0] == pytest.approx(1e-3) and max(lrs) > 1.5e-3, lrs
     assert any(r["kind"] == "eval" for r in rows) and (config.run_dir / "model.safetensors").exists()
     assert json.loads((config.run_dir / "metrics_summary.json").read_text())["max_minutes"] == 1.0
 

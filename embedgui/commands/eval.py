@@ -58,20 +58,20 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     except (*USER_ERRORS, EvalOptionError) as e:
-        print(f"error: {_in_flags(str(e))}", file=sys.stderr)
+        print(f"error: {in_flags(str(e))}", file=sys.stderr)
         return 2
     return 0
 
 
 # The engine's sentences name config fields (training's words); here the same settings are this command's flags.
 _FIELDS_AS_FLAGS = (("model_id: ", ""), ("set data.skip_invalid to true", "pass --skip-invalid"),
-                    ("Set model_id to a local model folder",
-                     "Give a local model folder (--model-dir, --compare-with)"),
+                    ("Set model_id to a local model folder", "Give a local model folder ({models})"),
                     ("check data.pairs_path", "check --pairs"),
                     ("set hf.trust_remote_code to true", "pass --trust-remote-code"))
 
 
-def _in_flags(message: str) -> str:
+def in_flags(message: str, models: str = "--model-dir, --compare-with") -> str:
+    """The engine's sentence in this command's words; models: the flags that name a model here."""
     for field, flag in _FIELDS_AS_FLAGS:
-        message = message.replace(field, flag)
+        message = message.replace(field, flag.format(models=models))
     return message

@@ -10,6 +10,7 @@ from ..engine.errors import USER_ERRORS
 from ..engine.modeling import load_embedder
 from ..engine.search import SearchIndex, load_corpus
 from . import positive_int
+from .eval import in_flags as _in_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
                                      trust_remote_code=args.trust_remote_code)
         results = index.query(args.query, k=args.k)
     except USER_ERRORS as e:
-        print(f"error: {str(e).replace('set hf.trust_remote_code to true', 'pass --trust-remote-code')}",
-              file=sys.stderr)
+        print(f"error: {_in_flags(str(e), models='--model-dir')}", file=sys.stderr)
         return 2
     for n, (query, hits) in enumerate(zip(args.query, results)):
         if len(args.query) > 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import torch
 
@@ -32,7 +33,7 @@ def short_run_factor(total_steps: int, short_run_steps: int | None) -> float:
 
     Why: in the same time as sentence-transformers, the small data sets (106 and 423 pairs: 9 and 27 steps) gained
     more at 7e-5 and 1e-4 than at 5e-5, while the sets that got 80-110 steps did as well or better at 5e-5
-    (docs/recipes.md). A run of a few dozen steps, a fifth of them warming up, otherwise ends before it has moved.
+    (docs/recipes.md). A run of a few dozen steps, a tenth of them warming up, otherwise ends before it has moved.
     """
     if not short_run_steps or total_steps >= short_run_steps:
         return 1.0
@@ -98,18 +99,43 @@ def build_optimizer(model: torch.nn.Module, config: Config,
     return torch.optim.SGD(groups, lr=lr, momentum=0.9)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: Config,
-                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup over optim.warmup_ratio of the steps, then linear/cosine decay or constant (see Schedule)."""
-    schedule = Schedule(config.optim.scheduler, config.optim.warmup_ratio, total_steps, config.optim.short_run_steps)
+def build_scheduler(optimizer: torch.optim.Optimizer, config: Config, total_steps: int,
+                    short_runs: bool = True) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup over optim.warmup_ratio of the steps, then linear/cosine decay or constant (see Schedule).
+
+    short_runs=False: no short-run raise yet (a time budget's provisional total says nothing about the run's
+    length; its first plan turns the raise on through resize_schedule)."""
+    schedule = Schedule(config.optim.scheduler, config.optim.warmup_ratio, total_steps,
+                        config.optim.short_run_steps if short_runs else None)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
-def resize_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, total_steps: int) -> None:
-    """Stretch or shrink the schedule to total_steps (a time budget's plan); steps taken keep their rates."""
+_KEEP = object()
+
+
+def resize_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, total_steps: int,
+                    short_run_steps: Any = _KEEP) -> None:
+    """Stretch or shrink the schedule to total_steps (a time budget's plan); steps taken keep their rates.
+    short_run_steps: set optim.short_run_steps as well (the budget's first plan, a resumed run's config)."""
     for fn in scheduler.lr_lambdas:
         if isinstance(fn, Schedule):
+            if short_run_steps is not _KEEP:
+                fn.short_run_steps = short_run_steps
             fn.resize(total_steps)
+
+
+def follow_config(scheduler: torch.optim.lr_scheduler.LambdaLR, base_lrs: list[float], total_steps: int,
+                  short_run_steps: int | None) -> None:
+    """After a resume: the rates of the config it resumes with (optim.lr, optim.short_run_steps) and the run's
+    total of steps, from the step it resumes at. The snapshot restores its own base rates and schedule, so without
+    this a lower optim.lr (the advice after a NaN) or more train.epochs would change nothing, or train the added
+    steps at a rate of zero. With the config unchanged every rate is the one the snapshot had."""
+    scheduler.base_lrs = list(base_lrs)
+    resize_schedule(scheduler, total_steps, short_run_steps)
+    for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["initial_lr"] = base
+        group["lr"] = base * fn(scheduler.last_epoch)  # the next step's rate, as LambdaLR.step() would set it
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 
 def peak_factor(scheduler: torch.optim.lr_scheduler.LambdaLR) -> float:

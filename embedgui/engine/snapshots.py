@@ -120,7 +120,11 @@ def restore_snapshot(snapshot: Path, model: torch.nn.Module, optimizer: torch.op
     if scaler and state["scaler"]:
         scaler.load_state_dict(state["scaler"])
     set_rng_state(_own_rng(state["rng"]))
-    return state["step"], state["consumed_batches"], state.get("extra", {})
+    extra = dict(state.get("extra", {}))
+    # A snapshot from before optim.short_run_steps trained at optim.lr: its run goes on so (the trainer reads this).
+    saved = [fn for fn in state["scheduler"].get("lr_lambdas") or [] if isinstance(fn, dict)]
+    extra["short_runs"] = any("short_run_steps" in fn for fn in saved)
+    return state["step"], state["consumed_batches"], extra
 
 
 def _own_rng(rng: dict[str, Any]) -> dict[str, Any]:

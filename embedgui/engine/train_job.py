@@ -169,7 +169,8 @@ def run_summary(job: Job, state: TrainState, config: Config, data_info: dict[str
         "precision_reason": state.precision_reason, "processes": job.world.size,
         "max_minutes": config.train.max_minutes,
         # the peak rate that trained: optim.lr, raised for a short run (optim.short_run_steps)
-        "peak_lr": config.optim.lr * peak_factor(job.scheduler) if job.scheduler is not None else config.optim.lr,
+        "peak_lr": (job.scheduler.base_lrs[0] * peak_factor(job.scheduler) if job.scheduler is not None
+                    else config.optim.lr),
         "train_seconds": round(time.time() - state.started_at, 2), **data_info,
     }
     if train_rows:

@@ -44,7 +44,14 @@ from .loss import build_loss, learned_temperature
 from .mining import MiningStopped
 from .model_files import RUN_CONFIG_NAME as CONFIG_NAME  # one name for the file, shared with the model loader
 from .modeling import Embedder, enable_gradient_checkpointing, load_embedder_from_config, set_training_dropout
-from .optimization import build_optimizer, build_scheduler, peak_factor, resize_schedule, seed_everything
+from .optimization import (
+    build_optimizer,
+    build_scheduler,
+    follow_config,
+    peak_factor,
+    resize_schedule,
+    seed_everything,
+)
 from .snapshots import (
     BEST_NAME,
     SNAPSHOT_DIR,
@@ -241,9 +248,8 @@ class Trainer:
         job.optimizer = build_optimizer(job.model, c, self.loss if isinstance(self.loss, torch.nn.Module) else None)
         # Under a time budget the first few steps follow the epochs' schedule until the budget has timed them and
         # resizes it (a longer provisional warmup would waste those steps of a short run at a near-zero rate).
-        job.scheduler = build_scheduler(job.optimizer, c, state.max_steps)
-        if self.budget is None:
-            self._log_peak(job)  # a budgeted run says it once the budget has planned its steps
+        # A budget's provisional total says nothing of the run's length: the short-run raise waits for its plan.
+        job.scheduler = build_scheduler(job.optimizer, c, state.max_steps, short_runs=self.budget is None)
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
                         "rows": data.rows, "seed": c.seed,
@@ -252,6 +258,8 @@ class Trainer:
         if snapshot is not None:
             self._phase("resume")
             self._resume(job, snapshot)
+        if self.budget is None or snapshot is not None:
+            self._log_peak(job)  # a new budgeted run says it once the budget has planned its steps
         if data.eval_rows and c.data.eval_split and not c.data.eval_path and world.is_main:
             write_pairs(self.run_dir / EVAL_SPLIT_NAME, data.eval_rows)
         if c.train.early_stopping_patience:
@@ -320,9 +328,12 @@ class Trainer:
             self.data_info.update({"hard_negatives_per_row": job.data.negatives.summary(), "mined": info})
 
     def _resume(self, job: Job, snapshot: Path) -> None:
+        configured = list(job.scheduler.base_lrs)  # optim.lr as the config now says (the snapshot has its own)
         step, job.consumed, extra = restore_snapshot(snapshot, job.model, job.optimizer, job.scheduler, job.scaler,
                                                    loss=self.loss)
         self.state.step = step
+        follow_config(job.scheduler, configured, self.state.max_steps,
+                      self.config.optim.short_run_steps if extra.get("short_runs") else None)
         changed = {k: (v, job.data_key[k]) for k, v in extra.get("data", {}).items() if job.data_key.get(k) != v}
         if changed:
             log.warning("Resuming with changed data settings %s (snapshot value, now): the batches after the "
@@ -391,7 +402,7 @@ class Trainer:
         """A callback's new total of steps (the time budget): the schedule's warmup and decay follow it."""
         state = self.state
         state.max_steps = max(total, state.step)
-        resize_schedule(job.scheduler, state.max_steps)
+        resize_schedule(job.scheduler, state.max_steps, self.config.optim.short_run_steps)
         state.epochs = max(1, -(-state.max_steps // job.steps_per_epoch))
         budget = self.budget
         # The budget re-plans as it times more steps: the first plan and changes of a tenth or more are logged.
@@ -409,10 +420,10 @@ class Trainer:
         """Say when optim.short_run_steps raises the peak learning rate, so the log shows the rate that trains."""
         factor = peak_factor(job.scheduler)
         if factor > 1.0:
-            o = self.config.optim
+            lr = job.scheduler.base_lrs[0]
             log.info("A short run (%d steps, fewer than optim.short_run_steps %d): peak learning rate %.2g, %.2f x "
                      "optim.lr %.2g (set optim.short_run_steps to 0 to train at optim.lr).", self.state.max_steps,
-                     o.short_run_steps, o.lr * factor, factor, o.lr)
+                     self.config.optim.short_run_steps or 0, lr * factor, factor, lr)
 
     def _finish_seconds(self, step_seconds: float) -> float:
         return finish_seconds(self._job, step_seconds)

@@ -298,7 +298,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "train.resume": ("Resume", "이어서 학습"),
     "optim.name": ("Optimizer", "옵티마이저"),
     "optim.lr": ("Learning rate", "학습률"),
-    "optim.short_run_steps": ("Short run below (steps)", "짧은 학습 기준(스텝)"),
+    "optim.short_run_steps": ("Short-run threshold (steps)", "짧은 학습 기준(스텝)"),
     "optim.weight_decay": ("Weight decay", "가중치 감쇠"),
     "optim.warmup_ratio": ("Warm-up share", "워밍업 비율"),
     "optim.scheduler": ("LR schedule", "학습률 스케줄"),
@@ -402,10 +402,10 @@ FIELD_HELP: dict[str, tuple[str, str]] = {
                      "최근 스냅샷에서 이어서 학습(명령줄: --resume, 앱: 이어서 학습 버튼)."),
     "optim.name": ("Optimizer.", "옵티마이저."),
     "optim.lr": ("Peak learning rate (1e-5 to 1e-4 is typical).", "최대 학습률(보통 1e-5~1e-4)."),
-    "optim.short_run_steps": ("A run of fewer steps trains at a raised peak rate (up to 2 x the learning rate; the "
-                              "log says it); empty or 0 = always the learning rate.",
-                              "이보다 스텝이 적은 학습은 최대 학습률을 높여 학습(학습률의 최대 2배, 로그에 표시). "
-                              "비우거나 0이면 항상 학습률 그대로."),
+    "optim.short_run_steps": ("A run planned for fewer steps trains at a raised peak rate (up to 2 x the learning "
+                              "rate; the log says it); empty or 0 = always the learning rate.",
+                              "계획된 스텝 수가 이보다 적으면 최대 학습률을 올려 학습합니다(학습률의 2배까지, 로그에 "
+                              "표시). 비우거나 0이면 항상 설정한 학습률."),
     "optim.weight_decay": ("Decoupled weight decay.", "가중치 감쇠."),
     "optim.warmup_ratio": ("Share of steps warming the learning rate up.", "학습률 워밍업 비율."),
     "optim.scheduler": ("Learning-rate decay after warmup.", "워밍업 후 학습률 감소 방식."),
