@@ -220,6 +220,9 @@ def test_progress_eta_is_smoothed_and_elapsed_stops_when_the_run_ends():
     with_reason = RunSnapshot(status="running", step=1, max_steps=2, device="cpu", precision="bfloat16",
                               precision_reason="auto: CPU runs bfloat16 natively", logs=logs)
     assert "auto: CPU runs bfloat16 natively" in progress_html(with_reason, "en")
+    assert "acc 0.500 ·" not in progress_html(running, "en")  # rows without a rate show none
+    logs[-1]["lr"] = 8e-5
+    assert "loss 1.0000 · acc 0.500 · lr 8.0e-05" in progress_html(running, "en")  # the rate the last step used
 
 
 def test_smoothed_loss_line():

@@ -76,7 +76,9 @@ def progress_html(snap: RunSnapshot, lang: str, now: float | None = None) -> str
     if snap.device:
         parts.append(f"{snap.device} · {snap.precision}")
     if last:
-        parts.append(f"loss {last['loss']:.4f} · acc {last['acc']:.3f}")
+        # the rate this step trained at: the schedule's, a short run's raised peak included (optim.short_run_steps)
+        rate = f" · lr {last['lr']:.1e}" if isinstance(last.get("lr"), (int, float)) else ""
+        parts.append(f"loss {last['loss']:.4f} · acc {last['acc']:.3f}{rate}")
     color = {"failed": "#d9534f", "finished": "#2e8b57", "stopped": "#c68a00"}.get(snap.status, "#3b82f6")
     why = _escape(engine_text(snap.precision_reason, lang))
     reason = (f'<div id="train-precision" style="margin-top:4px;font-size:0.9em;color:#6b7280">'
