@@ -71,6 +71,7 @@ class Job:
     model: Embedder | None = None
     optimizer: torch.optim.Optimizer | None = None
     scheduler: Any = None
+    short_run_steps: int | None = None  # optim.short_run_steps as this run applies it (None: a run from before it)
     scaler: torch.amp.GradScaler | None = None
     batches: Iterator[dict[str, Any]] | None = None
     data_key: dict[str, Any] = field(default_factory=dict)  # what the data position means (checked on resume)

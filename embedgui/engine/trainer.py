@@ -250,6 +250,7 @@ class Trainer:
         # resizes it (a longer provisional warmup would waste those steps of a short run at a near-zero rate).
         # A budget's provisional total says nothing of the run's length: the short-run raise waits for its plan.
         job.scheduler = build_scheduler(job.optimizer, c, state.max_steps, short_runs=self.budget is None)
+        job.short_run_steps = c.optim.short_run_steps
         job.scaler = torch.amp.GradScaler(device.type) if precision.use_grad_scaler else None
         job.data_key = {"batch_size": batch_size, "grad_accum_steps": accum, "stream": c.data.stream,
                         "rows": data.rows, "seed": c.seed,
@@ -332,8 +333,9 @@ class Trainer:
         step, job.consumed, extra = restore_snapshot(snapshot, job.model, job.optimizer, job.scheduler, job.scaler,
                                                    loss=self.loss)
         self.state.step = step
-        follow_config(job.scheduler, configured, self.state.max_steps,
-                      self.config.optim.short_run_steps if extra.get("short_runs") else None)
+        if not extra.get("short_runs"):
+            job.short_run_steps = None  # its schedule predates optim.short_run_steps: it goes on at optim.lr
+        follow_config(job.scheduler, configured, self.state.max_steps, job.short_run_steps)
         changed = {k: (v, job.data_key[k]) for k, v in extra.get("data", {}).items() if job.data_key.get(k) != v}
         if changed:
             log.warning("Resuming with changed data settings %s (snapshot value, now): the batches after the "
@@ -402,7 +404,7 @@ class Trainer:
         """A callback's new total of steps (the time budget): the schedule's warmup and decay follow it."""
         state = self.state
         state.max_steps = max(total, state.step)
-        resize_schedule(job.scheduler, state.max_steps, self.config.optim.short_run_steps)
+        resize_schedule(job.scheduler, state.max_steps, job.short_run_steps)
         state.epochs = max(1, -(-state.max_steps // job.steps_per_epoch))
         budget = self.budget
         # The budget re-plans as it times more steps: the first plan and changes of a tenth or more are logged.
@@ -423,7 +425,7 @@ class Trainer:
             lr = job.scheduler.base_lrs[0]
             log.info("A short run (%d steps, fewer than optim.short_run_steps %d): peak learning rate %.2g, %.2f x "
                      "optim.lr %.2g (set optim.short_run_steps to 0 to train at optim.lr).", self.state.max_steps,
-                     self.config.optim.short_run_steps or 0, lr * factor, factor, lr)
+                     job.short_run_steps or 0, lr * factor, factor, lr)
 
     def _finish_seconds(self, step_seconds: float) -> float:
         return finish_seconds(self._job, step_seconds)
