@@ -830,3 +830,26 @@ def test_a_first_page_load_writes_the_config_the_tabs_command_names(tmp_path):
     assert ctx.config_path.exists()
     saved = ct.config_to_values(ct.load_config(ctx.config_path))
     assert [out[f] for f in cfg.fields] == saved
+
+
+def test_the_running_row_of_the_run_list_shows_its_rows_and_planned_steps(tiny_bert, tmp_path):
+    """A run's folder has no summary until it ends: while it trains, its row takes the rows it read and the steps
+    it plans from the run itself (they were empty and 0)."""
+    from test_runner import LONG, wait_for
+    from test_trainer import make_config
+
+    from embedgui.engine.runner import Run
+
+    run = Run()
+    demo = _app(tmp_path, run=run)
+    ctx = demo.ui.ctx
+    config = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": LONG},
+                         output={"save_dir": str(ctx.runs_dir), "save_name": "live"})
+    run.start(config)
+    try:
+        wait_for(run, lambda s: len(s.logs) >= 1)
+        row = demo.ui.tabs["train"].runs_frame("en", "").iloc[0].tolist()
+        assert row[0] == "live" and row[1] == "running" and row[2].endswith(f"/{LONG}") and row[4] == 40, row
+    finally:
+        run.stop()
+        assert run.wait(60)

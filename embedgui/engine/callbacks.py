@@ -34,6 +34,7 @@ class TrainState:
     started_at: float = 0.0
     precision_reason: str = ""  # why this precision, e.g. "auto: this GPU supports bfloat16"
     hard_negatives_per_row: float = 0.0  # mean hard negatives per training row actually used
+    rows: int = 0  # training rows (after the held-out split), once the data is read
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -73,6 +73,7 @@ class RunSnapshot:
     precision: str = ""
     precision_reason: str = ""  # why this precision (auto's probe, the snapshot's precision on resume, ...)
     hard_negatives_per_row: float = 0.0  # mean hard negatives per row the trainer actually uses
+    rows: int = 0  # training rows, once the run has read its data (the run list shows them while it trains)
     run_dir: str = ""
     message: str = ""
     phase: str = ""  # what the run is busy with (callbacks.PHASES: data, model, resume, train, eval)
@@ -340,7 +341,7 @@ class Run:
                     break
                 if state:
                     for key in ("step", "max_steps", "epoch", "epochs", "device", "precision", "run_dir",
-                                "precision_reason", "hard_negatives_per_row"):
+                                "precision_reason", "hard_negatives_per_row", "rows"):
                         setattr(s, key, state.get(key, getattr(s, key)))
                     if state.get("status") in ("running", "starting"):
                         s.status = "stopping" if self._stop.is_set() else state["status"]

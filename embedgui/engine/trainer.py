@@ -213,6 +213,7 @@ class Trainer:
         if problem:
             raise TrainingError(problem)
         state.hard_negatives_per_row = log_negative_stats(data.negatives)
+        state.rows = data.rows
         accum = c.train.grad_accum_steps
         min_last = max(2, ranks)  # the last batch of a pass must give every process a row
         steps_per_epoch = c.train.steps_per_epoch or max(1, batches_per_pass(data.rows, batch_size * ranks,

@@ -252,7 +252,13 @@ class TrainTab:
         return run.current_dir if run.active else None
 
     def _runs(self, owner: str) -> list[runs.RunInfo]:
-        return runs.list_runs(self.ui.ctx.visitor(owner).runs_dir, active_dir=self._active_dir())
+        infos = runs.list_runs(self.ui.ctx.visitor(owner).runs_dir, active_dir=self._active_dir())
+        live = next((i for i in infos if i.status == "running"), None)
+        if live is not None:  # its folder has no summary yet: the rows and the planned steps come from the run
+            snap = self.ui.ctx.run.snapshot()
+            live.rows = live.rows if live.rows is not None else (snap.rows or None)
+            live.max_steps = snap.max_steps or live.max_steps
+        return infos
 
     def runs_frame(self, lang: str, owner: str) -> pd.DataFrame:
         """The run list as its table shows it, in lang."""
