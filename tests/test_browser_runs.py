@@ -115,6 +115,13 @@ def test_start_is_disabled_while_a_run_goes(pg, workspace):
     pg.locator("#train-stop").click()
     wait_status(pg, "stopped")
     pg.wait_for_function("() => !document.querySelector('#train-start').disabled")
+    # the progress line's learning rate is the one the last logged step trained at (a short run's raised peak
+    # included), as its metrics.jsonl has it
+    (first,) = run_folders(workspace)
+    rows = [json.loads(line) for line in (first / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in rows if r["kind"] == "train"][-1]
+    shown = pg.locator("#train-progress").inner_text()
+    assert f"lr {last['lr']:.1e}" in shown, (shown, last)
 
 
 def test_what_trained_is_what_the_form_showed_with_the_hard_negatives_used(workspace):
