@@ -853,3 +853,27 @@ def test_the_running_row_of_the_run_list_shows_its_rows_and_planned_steps(tiny_b
     finally:
         run.stop()
         assert run.wait(60)
+
+
+def test_a_start_that_fails_at_once_does_not_name_the_folder_it_removed(tiny_bert, tmp_path):
+    """A run that fails before its first step leaves no folder (the runner removes it): the message says so in
+    both languages instead of pointing at a folder that is gone; a run that trained keeps naming its folder."""
+    from test_trainer import make_config
+
+    from embedgui.engine.runner import Run
+    from embedgui.ui.train_tab import message_markdown
+
+    pairs = tmp_path / "bad.jsonl"
+    pairs.write_text('{"anchor": "a", "positive": "b"}\n{"anchor": "broken\n', encoding="utf-8")
+    run = Run()
+    config = make_config(tiny_bert, tmp_path, data={"pairs_path": str(pairs)})
+    run.start(config)
+    assert run.wait(60)
+    snap = run.snapshot()
+    assert snap.status == "failed" and not config.run_dir.exists()
+    en, ko = message_markdown(snap, "en"), message_markdown(snap, "ko")
+    assert "bad.jsonl" in en and "folder was removed" in en and f"`{snap.run_dir}`" not in en
+    assert t("ko", "train.nothing_kept") in ko
+
+    config.run_dir.mkdir(parents=True)  # where the folder is there (a run that trained, a resume), it is named
+    assert f"`{snap.run_dir}`" in message_markdown(snap, "en")

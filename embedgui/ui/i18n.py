@@ -137,6 +137,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "train.viewing": ("Showing the saved charts of `{name}`.", "`{name}`의 저장된 차트를 보여줍니다."),
     "train.loading": ("Loading the model and the data...", "모델과 데이터를 불러오는 중..."),
     "train.training_on": ("Training on {device} ({precision})", "{device}에서 학습 중 ({precision})"),
+    "train.nothing_kept": ("Nothing was trained, so the new run's folder was removed; fix the above and press Start "
+                           "again.", "학습된 것이 없어 새 실행 폴더는 지웠습니다. 위 문제를 고친 뒤 다시 시작하세요."),
     "train.ended": ("{status} at step {step}/{max_steps}; model saved in",
                     "{status}: {step}/{max_steps} 스텝, 모델 저장 위치"),
     "train.failed": ("Failed:", "실패:"),

@@ -112,6 +112,9 @@ def message_markdown(snap: RunSnapshot, lang: str) -> str:
         text = t(lang, "train.training_on", device=snap.device, precision=snap.precision)
         if snap.phase == "eval":
             text += " · " + t(lang, "phase.eval") + "..."
+    if snap.status == "failed" and snap.step == 0 and snap.run_dir and not Path(snap.run_dir).exists():
+        # a start that failed before its first step leaves no folder (runner._tidy): do not name one
+        return text + "\n\n" + t(lang, "train.nothing_kept")
     where = f"\n\n`{snap.run_dir}`" if snap.run_dir else ""
     return text + where
 
