@@ -877,3 +877,25 @@ def test_a_start_that_fails_at_once_does_not_name_the_folder_it_removed(tiny_ber
 
     config.run_dir.mkdir(parents=True)  # where the folder is there (a run that trained, a resume), it is named
     assert f"`{snap.run_dir}`" in message_markdown(snap, "en")
+
+
+def test_the_started_in_notice_goes_when_the_start_failed_and_its_folder_was_removed(tiny_bert, tmp_path):
+    from test_trainer import make_config
+
+    from embedgui.engine.runner import Run
+
+    run = Run()
+    demo = _app(tmp_path, run=run)
+    train = demo.ui.tabs["train"]
+    good = make_config(tiny_bert, tmp_path / "good", train={"steps_per_epoch": 1})
+    run.start(good)
+    assert run.wait(60) and run.snapshot().status == "finished"
+    assert train.notice not in train.tick("en", None, False, "", None, "")  # a finished run keeps the notice
+
+    pairs = tmp_path / "bad.jsonl"
+    pairs.write_text('{"anchor": "broken\n', encoding="utf-8")
+    bad = make_config(tiny_bert, tmp_path / "bad", data={"pairs_path": str(pairs)})
+    run.start(bad)
+    assert run.wait(60) and run.snapshot().status == "failed" and not bad.run_dir.exists()
+    out = train.tick("en", None, False, "", None, "")
+    assert out[train.notice] == "" and out[train.notice_config] is None

@@ -349,6 +349,8 @@ class TrainTab:
             out.update(zip([self.loss_plot, self.acc_plot, self.lr_plot, self.eval_plot], figs))
         if prev_key is None or prev_key[1] != snap.status or prev_key[0] != lang:  # a run started or ended
             out.update(self.list_updates(lang, picked, owner))
+            if snap.status == "failed" and snap.step == 0 and snap.run_dir and not Path(snap.run_dir).exists():
+                out.update({self.notice: "", self.notice_config: None})  # "Started in X", but X was removed
         elif snap.active and charts_due:  # the running run's row follows its steps, the pickers stay as they are
             out[self.runs] = self.runs_frame(lang, owner)
         return out
@@ -537,7 +539,8 @@ class TrainTab:
         self.resume_run_btn.click(self.resume, [lang, self.owner, self.pick], [self.runs_message, self.view, *btns])
         self.stop_btn.click(self.stop, [lang, self.owner], self.message)
         tick_inputs = [lang, self.last_drawn, self.smooth, self.view, self.pick, self.owner]
-        tick_outputs_ = [*self.tick_targets, self.last_drawn, *btns, *self.list_targets, self.timer]
+        tick_outputs_ = [*self.tick_targets, self.notice, self.notice_config, self.last_drawn, *btns,
+                         *self.list_targets, self.timer]
         self.timer.tick(self.tick, tick_inputs, tick_outputs_, show_progress="hidden")
         self.show_btn.click(self.show, [lang, self.pick, self.owner], [self.view, self.runs_message])
         self.delete_btn.click(self.ask_delete, [lang, self.pick], [self.confirm_row, self.runs_message])
