@@ -13,7 +13,7 @@ from embedgui.engine.runner import RunSnapshot
 from embedgui.ui import config_tab as ct
 from embedgui.ui.charts import compare_figure, training_figures
 from embedgui.ui.i18n import FIELD_HELP, FIELD_LABELS, TEXT, t
-from embedgui.ui.train_tab import progress_html, tick_outputs
+from embedgui.ui.train_view import chart_titles, progress_html
 
 
 def test_every_config_field_has_a_form_field_and_help_in_both_languages():
@@ -107,15 +107,16 @@ def test_figures_from_history():
     assert [list(b.y) for b in bars.data] == [[0.4], [0.6]]
 
 
-def test_tick_outputs_from_snapshot():
+def test_progress_line_and_charts_from_a_snapshot():
     snap = RunSnapshot(status="running", step=5, max_steps=20, epoch=1, epochs=2, device="cpu",
                        precision="bfloat16", run_dir="/r", message="Training on cpu", started_at=100.0,
                        logs=HISTORY, log_lines=["a", "b"])
-    progress, message, loss, acc, lr, ev, log = tick_outputs(snap, "en")
+    progress = progress_html(snap, "en")
+    loss = training_figures(snap.logs, snap.evals, chart_titles("en", False))[0]
     assert 'data-status="running"' in progress and "step 5/20" in progress and "epoch 1/2" in progress
     assert "2.00 it/s" in progress and "ETA 0:00:07" in progress  # 15 steps left at 2 it/s
     assert "cpu · bfloat16" in progress and "width:25.0%" in progress
-    assert len(loss.data[0].x) == 5 and log == "a\nb"
+    assert len(loss.data[0].x) == 5
     ko = progress_html(RunSnapshot(status="stopped", step=5, max_steps=20), "ko")
     assert "중지됨" in ko and 'data-status="stopped"' in ko
 
@@ -208,7 +209,7 @@ def test_saved_config_never_resumes(tmp_path):
 
 
 def test_progress_eta_is_smoothed_and_elapsed_stops_when_the_run_ends():
-    from embedgui.ui.train_tab import smoothed_speed
+    from embedgui.ui.train_view import smoothed_speed
 
     logs = [{"step": s, "loss": 1.0, "acc": 0.5, "steps_per_s": 100.0 if s == 10 else 2.0, "elapsed_s": s / 2}
             for s in range(1, 11)]
@@ -377,7 +378,7 @@ def test_search_hits_show_their_term_and_the_default_corpus_has_the_held_out_row
 
 def test_runs_table_in_both_languages():
     from embedgui.engine.runs import RunInfo
-    from embedgui.ui.train_tab import runs_table
+    from embedgui.ui.train_view import runs_table
 
     info = RunInfo(name="20261125-143210-m", path="/r", status="finished", step=10, max_steps=10, created=0.0,
                    model_id="m", pairs_path="/d/pairs.jsonl", rows=80,
@@ -500,7 +501,7 @@ def test_crawl_started_from_the_app_can_be_stopped_and_goes_on_where_it_stopped(
 
 
 def test_train_tab_says_what_set_up_is_doing():
-    from embedgui.ui.train_tab import message_markdown
+    from embedgui.ui.train_view import message_markdown
 
     assert t("ko", "phase.model") in message_markdown(RunSnapshot(status="starting", phase="model"), "ko")
     assert t("en", "phase.data") in message_markdown(RunSnapshot(status="starting", phase="data"), "en")
@@ -861,7 +862,7 @@ def test_a_start_that_fails_at_once_does_not_name_the_folder_it_removed(tiny_ber
     from test_trainer import make_config
 
     from embedgui.engine.runner import Run
-    from embedgui.ui.train_tab import message_markdown
+    from embedgui.ui.train_view import message_markdown
 
     pairs = tmp_path / "bad.jsonl"
     pairs.write_text('{"anchor": "a", "positive": "b"}\n{"anchor": "broken\n', encoding="utf-8")

@@ -138,6 +138,17 @@ def follow_config(scheduler: torch.optim.lr_scheduler.LambdaLR, base_lrs: list[f
     scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 
+def short_run_note(scheduler: torch.optim.lr_scheduler.LambdaLR) -> str | None:
+    """The log's sentence when optim.short_run_steps raises the peak rate (None when it does not)."""
+    fn = next((fn for fn in scheduler.lr_lambdas if isinstance(fn, Schedule)), None)
+    if fn is None or fn.peak <= 1.0:
+        return None
+    lr = scheduler.base_lrs[0]
+    return (f"A short run ({fn.total} steps, fewer than optim.short_run_steps {fn.short_run_steps}): peak learning "
+            f"rate {lr * fn.peak:.2g}, {fn.peak:.2f} x optim.lr {lr:.2g} (set optim.short_run_steps to 0 to train "
+            "at optim.lr).")
+
+
 def peak_factor(scheduler: torch.optim.lr_scheduler.LambdaLR) -> float:
     """How far the schedule raises optim.lr at its peak (short_run_factor); 1.0 for a normal run."""
     return max((fn.peak for fn in scheduler.lr_lambdas if isinstance(fn, Schedule)), default=1.0)

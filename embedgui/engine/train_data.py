@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .data import Pair, PairsError, find_pairs_path, iter_pairs, read_pairs, split_pairs
+from .data import Pair, PairsError, batches_per_pass, find_pairs_path, iter_pairs, read_pairs, split_pairs
 from .text import fold
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,21 @@ def load_training_data(c: Config) -> TrainingData:
              len(eval_rows))
     info = {"pairs_path": str(path), "rows": n, "skipped_invalid": len(skipped), "eval_rows": len(eval_rows)}
     return TrainingData(source, n, eval_rows, negatives, info)
+
+
+def plan_batches(data: TrainingData, config: Config, ranks: int) -> tuple[int, int, int]:
+    """How a pass is cut: each process's batch (train.batch_size, capped so that the global batch fits in the rows),
+    the smallest last batch (one row for every process) and the optimizer steps a pass makes."""
+    batch_size = config.train.batch_size
+    if batch_size * ranks > data.rows:
+        fits = max(1, data.rows // ranks)
+        log.warning("train.batch_size %d%s is more than the %d training rows; using batches of %d.", batch_size,
+                    f" x {ranks} processes" if ranks > 1 else "", data.rows, fits)
+        batch_size = fits
+    min_last = max(2, ranks)
+    steps = config.train.steps_per_epoch or max(1, batches_per_pass(data.rows, batch_size * ranks, min_last)
+                                                // config.train.grad_accum_steps)
+    return batch_size, min_last, steps
 
 
 def nothing_to_learn(data: TrainingData, batch_size: int) -> str | None:

@@ -35,7 +35,7 @@ from .callbacks import (
     TrainState,
 )
 from .config import Config, ConfigError
-from .data import PairCollator, batches_per_pass, make_loader, write_pairs
+from .data import PairCollator, make_loader, write_pairs
 from .device import precision_for_resume, resolve_device
 from .distributed import ShardCollator, World
 from .files import SaveError, atomic_write_text, save_error, unwritable_reason
@@ -48,9 +48,9 @@ from .optimization import (
     build_optimizer,
     build_scheduler,
     follow_config,
-    peak_factor,
     resize_schedule,
     seed_everything,
+    short_run_note,
 )
 from .snapshots import (
     BEST_NAME,
@@ -63,7 +63,7 @@ from .snapshots import (
     save_snapshot,
     truncate_metrics,
 )
-from .train_data import load_training_data, log_negative_stats, nothing_to_learn
+from .train_data import load_training_data, log_negative_stats, nothing_to_learn, plan_batches
 from .train_job import (
     Job,
     TrainingError,
@@ -203,21 +203,12 @@ class Trainer:
         data = load_training_data(c)
         self.data_info = {**data.info, "hard_negatives_per_row": data.negatives.summary()}
         ranks = world.size  # under torchrun train.batch_size is each process's share of the global batch
-        batch_size = c.train.batch_size
-        if batch_size * ranks > data.rows:
-            fits = max(1, data.rows // ranks)
-            log.warning("train.batch_size %d%s is more than the %d training rows; using batches of %d.", batch_size,
-                        f" x {ranks} processes" if ranks > 1 else "", data.rows, fits)
-            batch_size = fits
-        problem = nothing_to_learn(data, batch_size * ranks)
-        if problem:
+        batch_size, min_last, steps_per_epoch = plan_batches(data, c, ranks)
+        if problem := nothing_to_learn(data, batch_size * ranks):
             raise TrainingError(problem)
         state.hard_negatives_per_row = log_negative_stats(data.negatives)
         state.rows = data.rows
         accum = c.train.grad_accum_steps
-        min_last = max(2, ranks)  # the last batch of a pass must give every process a row
-        steps_per_epoch = c.train.steps_per_epoch or max(1, batches_per_pass(data.rows, batch_size * ranks,
-                                                                             min_last) // accum)
         state.max_steps = steps_per_epoch * c.train.epochs
         if self.budget is not None:
             # The budget plans the total after a few timed steps; until then the run must not end on its own.
@@ -419,14 +410,11 @@ class Trainer:
                      self._finish_seconds(budget.step_seconds))
             self._log_peak(job)
 
-    def _log_peak(self, job: Job) -> None:
+    @staticmethod
+    def _log_peak(job: Job) -> None:
         """Say when optim.short_run_steps raises the peak learning rate, so the log shows the rate that trains."""
-        factor = peak_factor(job.scheduler)
-        if factor > 1.0:
-            lr = job.scheduler.base_lrs[0]
-            log.info("A short run (%d steps, fewer than optim.short_run_steps %d): peak learning rate %.2g, %.2f x "
-                     "optim.lr %.2g (set optim.short_run_steps to 0 to train at optim.lr).", self.state.max_steps,
-                     job.short_run_steps or 0, lr * factor, factor, lr)
+        if note := short_run_note(job.scheduler):
+            log.info("%s", note)
 
     def _finish_seconds(self, step_seconds: float) -> float:
         return finish_seconds(self._job, step_seconds)
@@ -534,7 +522,7 @@ class Trainer:
             job.model.save(self.run_dir)
         except (OSError, RuntimeError) as e:  # safetensors reports a full disk as a RuntimeError
             raise save_error(self.run_dir / "model.safetensors", e) from e
-        summary = self._summary(job)
+        summary = run_summary(job, state, c, self.data_info)
         if c.output.save_metrics:
             atomic_write_text(self.run_dir / SUMMARY_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         state.status = job.status
@@ -543,9 +531,6 @@ class Trainer:
         distributed.barrier()
         self._end()
         return TrainResult(job.status, state.step, state.max_steps, str(self.run_dir), summary)
-
-    def _summary(self, job: Job) -> dict[str, Any]:
-        return run_summary(job, self.state, self.config, self.data_info)
 
     # -- failure: the one place a run ends on an error ------------------------------------------------------
     def _fail(self, error: Exception) -> Exception:
