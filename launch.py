@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     from embedgui.ui.context import AppContext
 
     ctx = AppContext.create(args.workspace, hosted=True if args.hosted else None)
+    if ctx.hosted:  # after the workspace is resolved against the working directory it leaves
+        from embedgui.engine.hosted import protect_process
+
+        protect_process()
     demo = create_app(ctx)
     print(f"embedgui: workspace {ctx.workspace}{' (hosted mode)' if ctx.hosted else ''}", file=sys.stderr)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share,

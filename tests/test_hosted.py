@@ -391,6 +391,48 @@ def test_the_hosted_flag_reaches_every_layer(monkeypatch):
     assert seen == {"hosted": True, "env": True}
 
 
+def test_a_hosted_process_sends_no_implicit_token_and_has_an_empty_working_directory(tmp_path, monkeypatch):
+    """launch.py on a hosted app: the operator's HF_TOKEN is never sent for a visitor's model name (a private or
+    gated repository would load with the operator's rights), and a Hub-shaped name that is a folder in the server's
+    working directory can neither be opened by the model loader nor told apart from a Hub id."""
+    import huggingface_hub.constants as hub_constants
+    from huggingface_hub.utils import build_hf_headers
+
+    import launch
+
+    server = tmp_path / "server"
+    (server / "org" / "model").mkdir(parents=True)
+    monkeypatch.chdir(server)  # restored after the test, as the flag and the environment below
+    monkeypatch.setenv("EMBEDGUI_HOSTED", "")
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_OPERATORsecret123456")
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "")
+    monkeypatch.setattr(hub_constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False)
+    assert "authorization" in {k.lower() for k in build_hf_headers()}  # the leak this closes
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_create_app(ctx):
+        seen["ctx"] = ctx
+        raise Stop
+
+    monkeypatch.setattr("embedgui.ui.app.create_app", fake_create_app)
+    with pytest.raises(Stop):
+        launch.main(["--hosted", "--workspace", "ws"])
+    ctx = seen["ctx"]
+    assert ctx.workspace == server / "ws"  # resolved where the operator started the app
+    assert Path.cwd() != server and not any(Path.cwd().iterdir())
+    assert "authorization" not in {k.lower() for k in build_hf_headers()}
+    assert build_hf_headers(token="hf_VISITORtoken123456")["authorization"].endswith("hf_VISITORtoken123456")
+    empty = Path.cwd()
+    visitor = ctx.visitor("alice")  # the same answer as for any Hub id: no oracle, and nothing local opens
+    assert visitor.resolve("org/model", "model") == "org/model" and not visitor.refuse_path("org/model", "model")
+    os.chdir(server)
+    empty.rmdir()
+
+
 def test_a_visitor_watching_anothers_run_does_not_see_their_paths(tmp_path):
     """Every visitor of a hosted app may watch the run that is training, but its folder and the names of the files
     its owner uploaded are the owner's: the watcher's page shows "…" in their place; the owner's shows them."""

@@ -285,6 +285,23 @@ def test_push_to_hub_uploads_the_model_and_card_and_never_writes_the_token(tmp_p
     assert token.encode() not in all_bytes_under(tmp_path)
 
 
+def test_a_hosted_push_never_falls_back_to_the_servers_token(tmp_path, monkeypatch):
+    """On a shared app HF_TOKEN is the operator's: a visitor who leaves the token box empty must not push with it
+    (create or overwrite any repository the operator may write to). Locally the same call uses it."""
+    folder = fake_run(tmp_path / "ws" / "runs", "r", model=True)
+    hub = FakeHub(monkeypatch)
+    monkeypatch.setenv("HF_TOKEN", "hf_OPERATORsecret123456")
+    monkeypatch.setenv("EMBEDGUI_HOSTED", "1")
+    with pytest.raises(ExportError, match="type a token with write access .this shared app never uses"):
+        runs.push_to_hub(folder, "operator/existing-model")
+    assert hub.calls == []
+    runs.push_to_hub(folder, "visitor/model", token="hf_VISITORtoken123456")  # a typed token works
+    assert {call[1]["token"] for call in hub.calls} == {"hf_VISITORtoken123456"}
+    monkeypatch.setenv("EMBEDGUI_HOSTED", "")
+    runs.push_to_hub(folder, "me/model")
+    assert hub.calls[-1][1]["token"] == "hf_OPERATORsecret123456"
+
+
 def test_push_to_hub_failures_are_one_sentence_without_the_token(tmp_path, monkeypatch):
     folder = fake_run(tmp_path, "r", model=True)
     token = "hf_SECRETsecret0987654321"

@@ -398,13 +398,17 @@ def export_zip(run_dir: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
 def push_to_hub(run_dir: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = True) -> str:
     """Create (or reuse) the Hub repository and upload the model folder with its card; returns the repo URL.
 
-    The token comes from the argument or HF_TOKEN and is only handed to huggingface_hub; it is never written.
+    The token comes from the argument or HF_TOKEN and is only handed to huggingface_hub; it is never written. A
+    hosted app never falls back to HF_TOKEN: that is the operator's token, and a visitor would push with its rights.
     """
     import tempfile
 
+    from .hosted import is_hosted
+
     run_dir = Path(run_dir)
     repo_id = (repo_id or "").strip()
-    token = (token or "").strip() or os.environ.get("HF_TOKEN", "").strip()
+    hosted = is_hosted()
+    token = (token or "").strip() or ("" if hosted else os.environ.get("HF_TOKEN", "").strip())
     try:
         from huggingface_hub import HfApi
         from huggingface_hub.utils import validate_repo_id
@@ -416,8 +420,9 @@ def push_to_hub(run_dir: str | os.PathLike, repo_id: str, token: str | None = No
         raise ExportError(f"{json.dumps(repo_id)} is not a valid repository name; use your-name/model-name (letters, "
                           "digits, - _ . only).") from None
     if not token:
-        raise ExportError("No Hugging Face token: type a token with write access, or set HF_TOKEN before starting "
-                          "the app.")
+        raise ExportError("No Hugging Face token: type a token with write access (this shared app never uses a "
+                          "token of its own)." if hosted else "No Hugging Face token: type a token with write "
+                          "access, or set HF_TOKEN before starting the app.")
     files = _model_files(run_dir)
     with tempfile.TemporaryDirectory(prefix="embedgui-push-") as stage:
         root = Path(stage)
