@@ -280,6 +280,36 @@ def test_each_visitor_of_a_hosted_app_has_a_workspace_no_other_visitor_can_read(
     assert alice.refuse_path(str(alice_copy), "corpus") is None
 
 
+def test_a_path_inside_the_visitors_folder_as_typed_is_never_read_from_the_servers_working_directory(
+        tmp_path, monkeypatch):
+    """The form accepts `ws/visitors/<other>/data/x.jsonl`: as typed it lies inside Bob's folder (and is not
+    there). The Search tab's corpus and the Config tab's language check opened the same text from the server's
+    working directory, where it is Alice's file: her rows were copied into Bob's corpus, and her data's language
+    was reported to him. Now both read what the loaders read, inside Bob's folder."""
+    from embedgui.ui.app import create_app
+
+    monkeypatch.chdir(tmp_path)  # the operator started the app here, with the workspace `ws`
+    demo = create_app(AppContext.create("ws", hosted=True))
+    tabs, root = demo.ui.tabs, demo.ui.ctx
+    cfg, search = tabs["config"], tabs["search"]
+    alice = root.visitor("alice")
+    (alice.data_dir / "notes.jsonl").write_text('{"anchor": "비밀", "positive": "앨리스의 비밀 메모"}\n' * 5)
+    typed = f"ws/visitors/{alice.workspace.name}/data/notes.jsonl"
+    bob = root.visitor("bob")
+    values = ct.config_to_values(ct.workspace_config(bob))
+    paths = [spec.path for spec in ct.field_specs()]
+    values[paths.index("data.pairs_path")] = typed
+    values[paths.index("data.eval_path")] = "ws/.browser_secret"
+    config, errors = ct.validate(bob, values)
+    assert config is not None and not errors  # inside Bob's folder as typed: saved, noted as missing
+    cfg.save("en", "bob", *values)
+    shown = ct.validation_markdown("en", errors, config)
+    assert "Korean" not in shown and typed in shown  # no language warning from Alice's file; named as missing
+    corpus = search.default_corpus(None, "bob")
+    read = Path(corpus).read_text() if corpus else ""
+    assert "앨리스" not in read and root.browser_secret() not in read
+
+
 def test_the_time_limit_holds_for_a_run_in_its_own_process_and_counts_every_start(tmp_path, tiny_bert):
     """The app trains in a child process: the cap goes with it, and the seconds used are kept for a resume."""
     from embedgui.engine.runner import HOSTED_NAME, Run

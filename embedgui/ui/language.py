@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from ..engine.config import Config
+from ..engine.data import PairsError, find_pairs_path
 from .base import note
 from .i18n import t
 
@@ -38,7 +39,11 @@ def language_warning(config: Config, lang: str) -> str:
     name = Path(model.rstrip("/")).name
     if not ENGLISH_ONLY.search(name) or MULTILINGUAL.search(name):
         return ""
-    share = korean_share(config.data.pairs_path)
+    try:  # the file training will read (beside the workspace, inside a hosted app's folders), else none
+        pairs = find_pairs_path(config.data.pairs_path, config.base_dir, roots=config.allowed_roots)
+    except (PairsError, OSError, ValueError):
+        return ""
+    share = korean_share(str(pairs))
     if share < 0.3:
         return ""
     return note(lang, "warning", t(lang, "lang.mismatch", model=name, share=share))

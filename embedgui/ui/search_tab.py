@@ -24,6 +24,7 @@ from ..engine.search import CorpusError, SearchIndex, SearchIndexError, load_cor
 from ..engine.trainer import EVAL_SPLIT_NAME
 from .base import UI, note
 from .config_tab import workspace_config
+from .context import AppContext
 from .i18n import t
 
 # One search at a time encodes: concurrent queries would each spread over every core and starve a training run
@@ -181,7 +182,20 @@ class SearchTab:
             except Exception:  # noqa: BLE001 - an unreadable run config falls back to the workspace's data
                 parts.append(str(Path(model_dir) / EVAL_SPLIT_NAME))
         name = Path(model_dir).name if model_dir else "workspace"
-        return merged_corpus(parts, ctx.data_dir / f"corpus-{name}.jsonl")
+        return merged_corpus(self._resolved(ctx, parts), ctx.data_dir / f"corpus-{name}.jsonl")
+
+    @staticmethod
+    def _resolved(ctx: AppContext, parts: list[str]) -> list[str]:
+        """The files the loaders would open for these values (beside the workspace, never the server's working
+        directory on a hosted app), leaving out what a hosted app refuses: a config may name a path that was
+        inside the visitor's folder as typed and is another's file as the working directory sees it."""
+        out = []
+        for part in parts:
+            try:
+                out.append(ctx.resolve(part, "corpus"))
+            except PathRefused:
+                continue
+        return out
 
     def wire(self) -> None:
         lang, owner = self.ui.lang, self.ui.tabs["train"].owner
