@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,6 +71,27 @@ def test_the_cache_is_reused_and_rebuilt_when_the_data_or_the_model_changes(embe
     assert not by_other.reused and by_other.cache != info.cache  # another model: mined again
     _, more = mine_for_training(ROWS, 3, embedder, pairs)
     assert not more.reused  # another k
+
+
+@pytest.mark.slow
+def test_a_hosted_visitor_caches_the_shared_samples_negatives_in_their_own_folder(embedder, tmp_path):
+    """The bundled sample is every visitor's first pairs file: its cache beside it filled the app's own folder
+    and told each visitor whether another had trained that model already ("reused"). A visitor's own file keeps its
+    cache beside it."""
+    shared = tmp_path / "assets" / "sample_pairs.jsonl"
+    shared.parent.mkdir()
+    alice, bob = tmp_path / "visitors" / "alice", tmp_path / "visitors" / "bob"
+    for folder in (alice, bob):
+        (folder / "data").mkdir(parents=True)
+    _, first = mine_for_training(ROWS, 1, embedder, shared, roots=[str(alice), str(shared.parent)])
+    assert Path(first.cache).parent == alice / "data" and not list(shared.parent.glob("*.mined-*"))
+    _, other = mine_for_training(ROWS, 1, embedder, shared, roots=[str(bob), str(shared.parent)])
+    assert not other.reused and Path(other.cache).parent == bob / "data"
+    own = alice / "data" / "pairs.jsonl"
+    _, mine = mine_for_training(ROWS, 1, embedder, own, roots=[str(alice), str(shared.parent)])
+    assert Path(mine.cache).parent == own.parent
+    _, local = mine_for_training(ROWS, 1, embedder, shared)  # a local app: beside the file, as before
+    assert Path(local.cache).parent == shared.parent
 
 
 @pytest.mark.slow

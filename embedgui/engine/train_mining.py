@@ -22,6 +22,7 @@ from typing import Any
 
 from .data import Pair
 from .files import atomic_write_text, unwritable_reason
+from .paths import inside
 from .train_data import TrainingData, negative_stats
 
 log = logging.getLogger(__name__)
@@ -55,15 +56,25 @@ def cache_key(rows: list[Pair], k: int, embedder: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def cache_folder(pairs_path: str | Path, roots: list[str] | None = None) -> Path:
+    """Where the mined negatives of a pairs file are cached: beside it, except on a hosted app (roots: the
+    visitor's own folder first) for a file outside the visitor's folder, such as the bundled sample that every
+    visitor shares: there a cache would fill the app's own folder, and "reused" would tell a visitor what others
+    trained. Those go to the visitor's data folder."""
+    if roots and not inside(pairs_path, roots[0]):
+        return Path(roots[0]) / "data"
+    return Path(pairs_path).parent
+
+
 def mine_for_training(rows: list[Pair], k: int, embedder: Any, pairs_path: str | Path, *, write: bool = True,
-                      batch_size: int = 64, autocast_dtype: Any = None,
-                      stop: threading.Event | None = None) -> tuple[list[Pair], MiningInfo]:
-    """The rows with up to k mined hard negatives each, from the cache beside pairs_path when it matches."""
+                      batch_size: int = 64, autocast_dtype: Any = None, stop: threading.Event | None = None,
+                      roots: list[str] | None = None) -> tuple[list[Pair], MiningInfo]:
+    """The rows with up to k mined hard negatives each, from the cache (cache_folder) when it matches."""
     from .mining import mine_hard_negatives  # numpy and BM25: only when mining
 
     start = time.perf_counter()
     path = Path(pairs_path)
-    cache = path.with_name(f"{path.stem}.mined-{cache_key(rows, k, embedder)}.jsonl")
+    cache = cache_folder(path, roots) / f"{path.stem}.mined-{cache_key(rows, k, embedder)}.jsonl"
     negatives: list[list[str]] | None = None
     if cache.is_file():
         try:
@@ -91,8 +102,8 @@ def mine_for_training(rows: list[Pair], k: int, embedder: Any, pairs_path: str |
 
 
 def mine_training_data(data: TrainingData, settings: Any, embedder: Any, *, write: bool = True,
-                       batch_size: int = 64, autocast_dtype: Any = None,
-                       stop: threading.Event | None = None) -> dict[str, Any] | None:
+                       batch_size: int = 64, autocast_dtype: Any = None, stop: threading.Event | None = None,
+                       roots: list[str] | None = None) -> dict[str, Any] | None:
     """data.mine_hard_negatives on the trainer's data (settings: the config's data section): the training rows get
     mined negatives and the negatives' statistics are measured again; None when nothing is mined (the data has
     negatives of its own, or is streamed). With stop set, mining.MiningStopped is raised at the next batch."""
@@ -102,6 +113,6 @@ def mine_training_data(data: TrainingData, settings: Any, embedder: Any, *, writ
         return None
     data.source, info = mine_for_training(data.source, settings.mine_hard_negatives, embedder,
                                           data.info["pairs_path"], write=write, batch_size=batch_size,
-                                          autocast_dtype=autocast_dtype, stop=stop)
+                                          autocast_dtype=autocast_dtype, stop=stop, roots=roots)
     data.negatives = negative_stats(data.source, settings.max_hard_negatives)
     return info.to_dict()
