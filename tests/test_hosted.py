@@ -202,6 +202,26 @@ def test_a_run_over_its_time_limit_stops_saved(tmp_path, tiny_bert, monkeypatch)
     assert snap.status == "stopped" and snap.step == 4, (snap.status, snap.step, snap.message)
 
 
+def test_the_time_limit_counts_the_set_up_before_the_first_step(monkeypatch):
+    """Downloading a model and mining negatives hold the app's one run as training does: a visitor whose set-up
+    took 50 of their 60 seconds gets 10 more, not 60."""
+    from embedgui.engine import callbacks
+
+    now = [1000.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])
+    limit = callbacks.TimeLimit(1.0)  # made with the trainer
+    limit.control = callbacks.TrainerControl()
+    state = callbacks.TrainState()
+    now[0] += 50  # loading and mining
+    limit.on_train_begin(state)
+    now[0] += 9
+    limit.on_step_end(state)
+    assert not limit.control.should_stop and limit.used == 59
+    now[0] += 2
+    limit.on_step_end(state)
+    assert limit.control.should_stop and "1-minute limit" in limit.control.reason
+
+
 def test_a_hosted_run_stays_its_owners_after_a_restart_and_only_they_delete_or_publish_it(tmp_path):
     from embedgui.engine import runner
     from embedgui.engine.runs import new_run_name

@@ -164,20 +164,17 @@ class TimeLimit(Callback):
     """Stops a run after `minutes` of training (a hosted app's cap); the run ends as a Stop does, saved.
 
     used: seconds this run already trained before (earlier starts of a resumed run), so resuming does not
-    restart the clock; `used` grows as the run trains.
+    restart the clock; `used` grows as the run trains. The clock starts when the callback is made, just before the
+    trainer: downloading the model and mining negatives hold the app's one run as training does, so they count.
     """
 
     def __init__(self, minutes: float, used: float = 0.0):
         self.seconds = minutes * 60.0
         self.used = self.before = used
-        self.started: float | None = None
-
-    def on_train_begin(self, state: TrainState) -> None:
         self.started = time.monotonic()
 
     def _tick(self) -> None:
-        if self.started is not None:
-            self.used = self.before + time.monotonic() - self.started
+        self.used = self.before + time.monotonic() - self.started
 
     def on_step_end(self, state: TrainState) -> None:
         self._tick()

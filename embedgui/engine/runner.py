@@ -291,9 +291,10 @@ class Run:
             logging.getLogger("embedgui").info("Training on %d processes: %s", processes, " ".join(command))
         state: dict[str, Any] = {}
         log_path = run_dir / PROCESS_LOG_NAME
-        offset, log_offset, last_line, began = 0, log_path.stat().st_size if log_path.exists() else 0, "", None
+        offset, log_offset, last_line = 0, log_path.stat().st_size if log_path.exists() else 0, ""
         with log_path.open("ab") as out:  # a resumed run's log goes on from where it was
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+            began = time.monotonic()  # the hosted cap counts the process's set-up as well (TimeLimit)
             try:
                 while True:
                     ended = proc.poll() is not None
@@ -302,7 +303,6 @@ class Run:
                     found, offset = read_events(events, offset)
                     for event, event_state, payload in found:
                         if event == "begin":
-                            began = time.monotonic()
                             if config.train.resume:  # the charts start at step 1, as in a thread
                                 q.put(("history", event_state, load_history(run_dir, up_to_step=event_state["step"])))
                         q.put((event, event_state, payload))
@@ -320,7 +320,7 @@ class Run:
             finally:
                 if proc.poll() is None:  # this process is going down: the run stops saved, not orphaned
                     stop_file.touch()
-                if self.max_minutes and began is not None:
+                if self.max_minutes:
                     _write_hosted_record(run_dir, seconds=used + time.monotonic() - began)
         stop_file.unlink(missing_ok=True)
         if proc.returncode == 0:
