@@ -512,3 +512,26 @@ def test_a_visitor_watching_anothers_run_does_not_see_their_paths(tmp_path):
         shown = out[train.message] + out[train.log] + out[train.progress]
         assert ("alice_private" in shown) is sees and (str(folder) in shown) is sees, (owner, shown)
         assert '"anchor" is missing' in out[train.message]  # what went wrong is still said
+
+
+def test_what_a_watcher_sees_hides_uploads_with_spaces_anonymous_folders_and_the_install_path(tmp_path):
+    """Gaps in the watcher's "…": an upload named with spaces showed its name after the first space, the folder
+    of an API caller without an id (visitors/anonymous) was cut after its first letter, and a traceback named the
+    app's install folder. Uploads are now saved under safe names, and the watcher's text hides the rest."""
+    from embedgui.ui.app import create_app
+    from embedgui.ui.train_view import hide_visitor_paths
+
+    demo = create_app(AppContext.create(tmp_path / "ws", hosted=True))
+    data, root = demo.ui.tabs["data"], demo.ui.ctx
+    upload = tmp_path / "ACME payroll (Q3).csv"
+    upload.write_text("term,definition\nalpha,first private note\nbeta,second private note\n")
+    saved = Path(data.accept_upload(str(upload), "en", "alice")[data.table_path])
+    assert saved.parent == root.visitor("alice").data_dir and " " not in saved.name and "payroll" in saved.name
+    anonymous = root.visitor("").workspace / "data" / "notes.jsonl"
+    traceback = ('Traceback (most recent call last):\n  File "/opt/app/embedgui/engine/trainer.py", line 12, in fit\n'
+                 "ValueError: bad")
+    for text in (f"{saved}:3: invalid JSON", f"{anonymous}: not found", traceback):
+        hidden = hide_visitor_paths(text)
+        assert "payroll" not in hidden and "nonymous" not in hidden and "/opt/app" not in hidden, hidden
+    assert hide_visitor_paths(f"{saved}:3: invalid JSON") == "…:3: invalid JSON"
+    assert "line 12, in fit" in hide_visitor_paths(traceback) and "ValueError: bad" in hide_visitor_paths(traceback)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,3 +25,9 @@ class UI:
 def note(lang: str, kind: str, text: str) -> str:
     """A message with its kind as a bold word ("Error: ...", "오류: ..."), not an emoji some fonts lack."""
     return f"**{t(lang, 'word.' + kind)}:** {engine_text(text, lang)}"
+
+
+def safe_name(name: str) -> str:
+    """A file name the app saves in a visitor's folder: letters (any script), digits and . _ - @ + ~ only, so that
+    train_view.hide_visitor_paths finds where its path ends in a sentence."""
+    return re.sub(r"[^\w.@+~-]+", "_", name).strip("_") or "file"

@@ -28,7 +28,7 @@ from ..engine.crawler import (
 from ..engine.device import side_threads
 from ..engine.files import SaveError
 from ..engine.paths import PathRefused
-from .base import UI, note
+from .base import UI, note, safe_name
 from .config_tab import save_config, validation_markdown, workspace_config
 from .context import SAMPLE_GLOSSARY, SAMPLE_PAIRS
 from .engine_text import column_choice_text, engine_text
@@ -192,7 +192,7 @@ class DataTab:
         if size_mb > ctx.max_upload_mb:
             return {self.table_path: None, self.message: note(lang, "error", t(
                 lang, "data.too_big", name=src.name, size=size_mb, limit=ctx.max_upload_mb))}
-        dest = ctx.data_dir / f"upload-{_stamp()}-{src.name}"
+        dest = ctx.data_dir / f"upload-{_stamp()}-{safe_name(src.name)}"
         shutil.copyfile(src, dest)
         out = self.preview_updates(str(dest), lang)
         if out[self.table_path] is None:  # refused: not kept in the workspace (nor offered to compose)

@@ -22,7 +22,7 @@ from ..engine.modeling import load_embedder
 from ..engine.paths import PathRefused
 from ..engine.search import CorpusError, SearchIndex, SearchIndexError, load_corpus
 from ..engine.trainer import EVAL_SPLIT_NAME
-from .base import UI, note
+from .base import UI, note, safe_name
 from .config_tab import workspace_config
 from .context import AppContext
 from .i18n import t
@@ -203,7 +203,7 @@ class SearchTab:
         def upload_corpus(path: str | None, owner: str):
             if not path:
                 return gr.skip()
-            dest = self.ui.ctx.visitor(owner).data_dir / f"corpus-{Path(path).name}"
+            dest = self.ui.ctx.visitor(owner).data_dir / f"corpus-{safe_name(Path(path).name)}"
             dest.write_bytes(Path(path).read_bytes())
             return str(dest)
 

@@ -117,12 +117,17 @@ def chart_titles(lang: str, smooth: bool) -> dict[str, str]:
 
 
 # A path into a visitor's folder of a hosted app (workspace/visitors/<id>/...): its folder and file names are that
-# visitor's, so a page watching another visitor's run shows "…" instead.
-_VISITOR_PATH = re.compile(r"(?:[A-Za-z]:)?[\w.~/\\-]*[/\\]visitors[/\\][0-9a-f]+(?:[/\\][\w.@+~-]*)*")
+# visitor's, so a page watching another visitor's run shows "…" instead. The app names what it saves there with
+# these characters only (base.safe_name: an upload's own name may hold spaces).
+_VISITOR_PATH = re.compile(r"(?:[A-Za-z]:)?[\w.~/\\-]*[/\\]visitors[/\\](?:[0-9a-f]+|anonymous)(?!\w)"
+                           r"(?:[/\\][\w.@+~-]*)*")
+# a traceback's source lines name the app's install folder
+_TRACEBACK_FILE = re.compile(r'File "[^"\n]*"')
 
 
 def hide_visitor_paths(text: str) -> str:
-    return _VISITOR_PATH.sub("…", text)
+    return _TRACEBACK_FILE.sub('File "…"', _VISITOR_PATH.sub("…", text))
+
 
 
 # peak_lr: a short run's raised peak (optim.short_run_steps), shown after the lr that was set
