@@ -250,9 +250,10 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
      lambda m: f"{m['h']}의 robots.txt가 이 페이지의 크롤링을 허용하지 않습니다"),
     (re.compile(r"^not a full URL; write it with http:// or https:// in front$"),
      lambda m: "완전한 URL이 아닙니다. 앞에 http:// 또는 https://를 붙이세요"),
-    (re.compile(r"^the host (?P<h>\S+) resolves to the non-public address (?P<a>.+), which a hosted crawler must not "
-                r"contact$"),
-     lambda m: f"호스트 {m['h']}의 주소 {m['a']}은(는) 공개 주소가 아니어서 공유 앱의 크롤러는 접속하지 않습니다"),
+    (re.compile(r"^the host (?P<h>\S+) resolves to a non-public address, which a hosted crawler must not contact$"),
+     lambda m: f"호스트 {m['h']}의 주소는 공개 주소가 아니어서 공유 앱의 크롤러는 접속하지 않습니다"),
+    (re.compile(r"^the host (?P<h>\S+) connected to a non-public address, refused$"),
+     lambda m: f"호스트 {m['h']}이(가) 공개 주소가 아닌 곳에 연결되어 거부했습니다"),
     (re.compile(r"^cannot read the file \((?P<e>.+)\); check the path$"),
      lambda m: f"파일을 읽을 수 없습니다 ({m['e']}). 경로를 확인하세요"),
     (re.compile(r"^more than (?P<n>\d+) redirects; use the page's final URL instead$"),

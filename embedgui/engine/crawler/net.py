@@ -122,10 +122,9 @@ def check_url(url: str, *, hosted: bool) -> None:
         raise FetchError(f"cannot resolve the host {parts.hostname} ({exc})") from exc
     bad = [a for a in addresses if not is_public_address(a)]
     if bad or not addresses:
-        raise UnsafeAddressError(
-            f"the host {parts.hostname} resolves to the non-public address {', '.join(bad) or 'none'}, "
-            "which a hosted crawler must not contact"
-        )
+        # which address is not said: a visitor could otherwise map the server's internal network by name
+        raise UnsafeAddressError(f"the host {parts.hostname} resolves to a non-public address, which a hosted "
+                                 "crawler must not contact")
 
 
 def _guarded_session(hosted: bool):
@@ -143,7 +142,7 @@ def _guarded_session(hosted: bool):
         peer = sock.getpeername()[0]
         if not is_public_address(peer):
             sock.close()
-            raise UnsafeAddressError(f"the host {host} connected to the non-public address {peer}, refused")
+            raise UnsafeAddressError(f"the host {host} connected to a non-public address, refused")
 
     class PeerCheck:
         """Checks the address a connection really reached (after DNS), for plain and TLS connections alike."""
