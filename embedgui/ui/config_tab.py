@@ -320,7 +320,9 @@ class ConfigTab:
                 self.save_btn = tx.make(gr.Button, "config.save", "value", variant="secondary", elem_id="config-save")
                 self.download = gr.File(label="config.json", interactive=False)
             with gr.Column(scale=2):
-                self.command = gr.Markdown(command_markdown(str(ui.ctx.config_path)))
+                # a hosted app hands out no config file and its server's path is no visitor's: no command there
+                self.command = gr.Markdown(command_markdown(str(ui.ctx.config_path)) if not ui.ctx.hosted else "",
+                                           visible=not ui.ctx.hosted)
                 self.validation = gr.Markdown(validation_markdown(lang, []), elem_id="config-validation")
         for title, specs in groups:
             kw = {"open": title in ("config.section.model", "train", "optim", "data")}
