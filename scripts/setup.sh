@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(basename "$req")
 # Hash with Python: sha256sum is not on macOS, where many users run this on an MPS laptop.
-want=$("$python" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' requirements.txt "$req")
+want=$("$python" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' requirements.txt "$req" pyproject.toml)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing $req into .venv (first time takes a few minutes)"
   export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -23,7 +23,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -c "import torch" 2>/dev/null || { echo "setup: torch failed to install"; exit 1; }
   fi
   .venv/bin/pip install -q -r "$req" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import embedgui.engine.trainer, transformers, sentence_transformers" \
+  # the checkout itself, editable: `python -m embedgui` and the `embedgui` command work from any folder
+  .venv/bin/pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+  root=$(pwd)
+  (cd / && "$root/.venv/bin/python" -c "import embedgui.engine.trainer, transformers, sentence_transformers") \
     || { echo "setup: installing $req failed; see the messages above"; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -5,6 +5,7 @@ import math
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -230,6 +231,18 @@ def test_cli_help_lists_subcommands():
 
     proc = run_cli("--help", cwd=ROOT)
     assert proc.returncode == 0 and "train" in proc.stdout
+
+
+def test_the_command_works_from_any_folder(tmp_path):
+    """The quick start's set-up installs the checkout into .venv: a user in their own data folder runs
+    `python -m embedgui ...` or `embedgui ...` there, not only from the checkout."""
+    proc = run_cli("--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "compose" in proc.stdout, proc.stderr
+    script = Path(sys.executable).parent / "embedgui"
+    assert script.exists(), "scripts/setup.sh installs the `embedgui` command into .venv/bin"
+    proc = subprocess.run([str(script), "compose", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"}, timeout=60)
+    assert proc.returncode == 0 and "--input" in proc.stdout, proc.stderr
 
 
 @pytest.mark.slow
