@@ -70,6 +70,22 @@ def test_all_problems_reported_at_once_with_suggestions():
     assert any(e.startswith('device: "tpu"') and "auto, cuda, mps, cpu" in e for e in errors)
 
 
+def test_a_setting_in_the_wrong_section_is_named_where_it_belongs():
+    """The original trainer's NaN tip says "temperature 0.07 -> 0.1~0.2" without its section; a user who writes it
+    at the top level (or lr under train) is told where it goes, in English and Korean."""
+    from embedgui.ui.engine_text import engine_text
+
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"temperature": 0.1, "train": {"lr": 1e-4, "model_id": "x"}}, "my.json")
+    errors = info.value.errors
+    assert errors == ['temperature: unknown key here; it is train.temperature, so move it into the "train" section.',
+                      'train.lr: unknown key here; it is optim.lr, so move it into the "optim" section.',
+                      "train.model_id: unknown key here; it is model_id, so move it to the top level."]
+    for error in errors:
+        korean = engine_text(error, "ko")
+        assert korean != error and "옮기세요" in korean
+
+
 def test_json_syntax_error_names_line(tmp_path):
     path = tmp_path / "config.json"
     path.write_text('{\n  "model_id": "x",\n  "device": auto\n}')

@@ -273,10 +273,32 @@ def _type_words(kinds: set[type]) -> str:
     return " or ".join(sorted(words[k] for k in kinds))
 
 
+def _homes(key: str) -> list[str]:
+    """Where a key is a setting of the config: temperature -> ["train.temperature"]."""
+    homes = []
+    for f in dataclasses.fields(Config):
+        tp = typing.get_type_hints(Config).get(f.name)
+        if _is_internal(f):
+            continue
+        if dataclasses.is_dataclass(tp):
+            homes += [f"{f.name}.{g.name}" for g in dataclasses.fields(tp) if g.name == key and not _is_internal(g)]
+        elif f.name == key:
+            homes.append(key)
+    return homes
+
+
 def _unknown(name: str, key: str, known: list[str]) -> str:
+    # A setting in the wrong section (the original trainer's tips say "temperature" without its section) is named
+    # where it belongs, before any near spelling here.
+    if homes := [h for h in _homes(key) if h != name]:
+        return f"{name}: unknown key here; it is {homes[0]}, so move it {_where(homes[0])}."
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     hint = f"did you mean '{close[0]}'?" if close else f"known keys are: {', '.join(known)}."
     return f"{name}: unknown key; {hint}"
+
+
+def _where(path: str) -> str:
+    return f'into the "{path.split(".")[0]}" section' if "." in path else "to the top level"
 
 
 def _fill(obj: Any, data: dict[str, Any], prefix: str, errors: list[str]) -> None:

@@ -104,6 +104,11 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
      lambda m: f"train.matryoshka_dims: {m['v']}에 같은 크기가 두 번 있습니다. 크기마다 한 번씩 쓰세요."),
     (re.compile(r"^(?P<f>[\w.]+): unknown key; did you mean '(?P<k>[^']+)'\?$"),
      lambda m: f"{m['f']}: 알 수 없는 키입니다. '{m['k']}'을(를) 뜻했나요?"),
+    (re.compile(r"^(?P<f>[\w.]+): unknown key here; it is (?P<h>[\w.]+), so move it into the \"(?P<s>\w+)\" "
+                r"section\.$"),
+     lambda m: f"{m['f']}: 여기에는 없는 키입니다. {m['h']} 설정이니 \"{m['s']}\" 부분 안으로 옮기세요."),
+    (re.compile(r"^(?P<f>[\w.]+): unknown key here; it is (?P<h>[\w.]+), so move it to the top level\.$"),
+     lambda m: f"{m['f']}: 여기에는 없는 키입니다. {m['h']} 설정이니 맨 바깥 단계로 옮기세요."),
     (re.compile(r"^(?P<f>[\w.]+): unknown key; known keys are: (?P<k>.+)$"),
      lambda m: f"{m['f']}: 알 수 없는 키입니다. 쓸 수 있는 키: {m['k']}"),
     (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) is outside the app's folders; upload the file or pick one from the "
