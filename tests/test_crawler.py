@@ -476,6 +476,9 @@ def test_cli_dry_run_is_offline_and_writes_both_files(tmp_path):
 
 
 def test_cli_usage_errors(tmp_path):
-    assert _run_cli("--urls", "http://127.0.0.1:9/x").returncode == 2  # no --output
+    # the original README's command has no --output: one error line that says what to add
+    proc = _run_cli("--sources", "wikipedia_glossary", "--limit_per_source", "500")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --output DIR is required") and \
+        "--output data" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     proc = _run_cli("--url-file", str(tmp_path / "none.txt"), "--output", str(tmp_path))
-    assert proc.returncode == 2 and "none.txt" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "none.txt" in proc.stderr

@@ -128,11 +128,22 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {url}")
         return 0
     if not args.output:
-        print("crawl: --output DIR is required (the folder for glossary.csv and pairs.jsonl).", file=sys.stderr)
+        print("error: --output DIR is required (the folder for glossary.csv and pairs.jsonl; --output data puts "
+              "pairs.jsonl where train looks for it).", file=sys.stderr)
         return 2
     if args.limit_per_source is not None and args.limit_per_source < 1:
-        print("crawl: --limit-per-source must be 1 or more.", file=sys.stderr)
+        print("error: --limit-per-source must be 1 or more.", file=sys.stderr)
         return 2
+    urls: list[str] = []
+    if not args.dry_run:  # the arguments are checked before the progress bar is drawn
+        try:
+            urls = _start_urls(args)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not urls:
+            print("error: nothing to crawl; give --sources, --urls or --url-file (or --dry-run).", file=sys.stderr)
+            return 2
     out = Path(args.output)
     on_event, bar = _progress(args.quiet)
     try:
@@ -147,15 +158,6 @@ def run(args: argparse.Namespace) -> int:
             crawler.write_glossary_csv(result.entries, out / crawler.CSV_NAME)
             crawler.write_pairs_jsonl(result.entries, out / crawler.JSONL_NAME)
         else:
-            try:
-                urls = _start_urls(args)
-            except ValueError as exc:
-                print(f"crawl: {exc}", file=sys.stderr)
-                return 2
-            if not urls:
-                print("crawl: nothing to crawl; give --sources, --urls or --url-file (or --dry-run).",
-                      file=sys.stderr)
-                return 2
             follow = args.follow_lang if args.follow_lang is not None else crawler.source_languages(args.sources)
             options = crawler.CrawlOptions(
                 delay=args.delay, timeout=args.timeout, retries=args.retries, max_bytes=int(args.max_mb * 1024**2),
@@ -164,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             )
             result = _crawl_interruptibly(urls, args.limit_per_source, options, on_event, out)
     except SaveError as exc:
-        print(f"crawl: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         if bar is not None:
@@ -183,6 +185,6 @@ def run(args: argparse.Namespace) -> int:
         for error in result.errors:
             print(f"  {error.url}: {error.reason}", file=sys.stderr)
     if not result.entries:
-        print("crawl: no glossary entries found; check the URLs and the errors above.", file=sys.stderr)
+        print("error: no glossary entries found; check the URLs and the errors above.", file=sys.stderr)
         return 1
     return 0
