@@ -67,6 +67,42 @@ def test_empty_and_missing_files(tmp_path):
         read_pairs(tmp_path / "missing.jsonl")
 
 
+def test_the_files_a_user_mistakes_for_pairs_get_what_to_do(tmp_path):
+    """A spreadsheet named as data.pairs_path was told "invalid JSON ... or set data.skip_invalid", which skips every
+    line; a CP949 file (Korean Excel, Windows) was not told which line, nor that compose reads CP949; a one-anchor
+    file with a split named neither the field nor the file. Each now says what to do, in English and Korean."""
+    from embedgui.engine.config import Config
+    from embedgui.engine.train_data import load_training_data
+    from embedgui.ui.engine_text import engine_text
+
+    table = write_lines(tmp_path / "glossary.csv", ["term,definition", "epoch,one pass over the data"])
+    renamed = write_lines(tmp_path / "glossary.jsonl", ["term\tdefinition", "epoch\tone pass over the data"])
+    for path, kind in ((table, "CSV"), (renamed, "TSV")):
+        for skip in (False, True):
+            with pytest.raises(PairsError) as info:
+                read_pairs(path, skip_invalid=skip)
+            assert str(info.value).startswith(f"{path}: this is a {kind} table, not a pairs.jsonl file")
+            assert f"python -m embedgui compose --input {path} --output pairs.jsonl" in str(info.value)
+            assert engine_text(str(info.value), "ko") != str(info.value)
+    cp949 = tmp_path / "ko.jsonl"
+    rows = [json.dumps({"anchor": f"용어 {i}", "positive": f"설명 {i}"}, ensure_ascii=False) for i in range(900)]
+    cp949.write_bytes("\n".join(rows[:700]).encode("utf-8") + b"\n" + "\n".join(rows[700:]).encode("cp949"))
+    with pytest.raises(PairsError) as info:
+        read_pairs(cp949)
+    message = str(info.value)
+    assert message.startswith(f"{cp949}:701: not UTF-8 text") and "CP949" in message and "compose" in message
+    assert "CP949" in engine_text(message, "ko") and engine_text(message, "ko") != message
+    one = write_lines(tmp_path / "one.jsonl", ['{"anchor": "a", "positive": "p"}', '{"anchor": "a", "positive": "q"}'])
+    config = Config()
+    config.data.pairs_path, config.data.eval_split = str(one), 0.1
+    with pytest.raises(PairsError) as info:
+        load_training_data(config)
+    assert str(info.value) == (f"data.eval_split 0.1: {one} has 1 distinct anchor(s), and a split needs at least 2; "
+                               "set data.eval_split to 0, or add rows.")
+    assert engine_text(str(info.value), "ko").startswith("data.eval_split 0.1: ")
+    assert "0으로" in engine_text(str(info.value), "ko")
+
+
 def test_default_locations_and_error_says_where(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config_dir = tmp_path / "cfg"

@@ -356,9 +356,9 @@ def compose(
         table, choice, pairs, skipped, duplicates = _read_pairs(input_path, o)
         progress("reading", 1, 1)
         try:
-            train, held = split_pairs(pairs, o.eval_ratio, o.seed)
+            train, held = split_pairs(pairs, o.eval_ratio, o.seed, "--eval-ratio", input_path)
         except PairsError as e:
-            raise ComposeError(f"--eval-ratio: {e}") from None
+            raise ComposeError(str(e)) from None
         given = sum(len(p.hard_negatives) for p in pairs)
         embedder = _load_embedder(o) if o.hard_k > 0 and o.miner == "model" else None
         for side in (train, held) if o.hard_k > 0 else ():

@@ -86,6 +86,7 @@ def iter_pairs(path: str | os.PathLike, skip_invalid: bool = False, skipped: lis
     except FileNotFoundError:
         raise PairsError(f"{path}: file not found; check data.pairs_path.") from None
     with handle:
+        first = True
         try:
             for lineno, line in enumerate(handle, start=1):
                 if not line.strip():
@@ -93,13 +94,45 @@ def iter_pairs(path: str | os.PathLike, skip_invalid: bool = False, skipped: lis
                 try:
                     yield parse_pair(line, f"{path}:{lineno}")
                 except PairsError as e:
+                    if first and (table := _looks_like_a_table(path, line)):
+                        # skipping "invalid" lines would skip them all: a table needs composing, not fixing
+                        raise PairsError(f"{path}: this is a {table} table, not a pairs.jsonl file; turn it into "
+                                         f"pairs with `python -m embedgui compose --input {path} --output "
+                                         "pairs.jsonl` (or the Data tab), then use that file.") from None
                     if not skip_invalid:
                         raise PairsError(f"{e} Fix the line, or set data.skip_invalid to true to skip such lines.") \
                             from None
                     if skipped is not None:
                         skipped.append(str(e))
+                first = False
         except UnicodeDecodeError as e:
-            raise PairsError(f"{path}: not UTF-8 text ({e.reason}); save the file as UTF-8.") from None
+            raise PairsError(f"{path}:{_first_undecodable_line(path)}: not UTF-8 text ({e.reason}); save the file "
+                             "as UTF-8 (a Korean Windows or Excel file is often CP949: `python -m embedgui compose` "
+                             "reads it and writes UTF-8).") from None
+
+
+def _looks_like_a_table(path: Path, line: str) -> str | None:
+    """"CSV" or "TSV" when a pairs file's first line is a spreadsheet's row (by its name, or a row that is not
+    JSON and has commas or tabs), else None."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return suffix[1:].upper()
+    text = line.strip()
+    if text.startswith(("{", "[")):
+        return None
+    return "TSV" if "\t" in text else "CSV" if "," in text else None
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The number of the first line that is not UTF-8 (a text stream decodes ahead by blocks, so its own line
+    count at the error is not the line)."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return lineno
+    return 1
 
 
 def read_pairs(path: str | os.PathLike, skip_invalid: bool = False) -> tuple[list[Pair], list[str]]:
@@ -145,7 +178,8 @@ def find_pairs_path(pairs_path: str | None, config_dir: str | None, field: str =
                      f"{', '.join(map(str, tried))}; set data.pairs_path to your pairs.jsonl.")
 
 
-def split_pairs(pairs: Sequence[Any], ratio: float, seed: int) -> tuple[list[Any], list[Any]]:
+def split_pairs(pairs: Sequence[Any], ratio: float, seed: int, field: str = "data.eval_split",
+                source: str | os.PathLike | None = None) -> tuple[list[Any], list[Any]]:
     """Deterministic train/eval split by anchor, so one anchor never lands on both sides.
 
     The one split used by the trainer (data.eval_split) and the composer (--eval-ratio). Anchors are compared
@@ -155,8 +189,8 @@ def split_pairs(pairs: Sequence[Any], ratio: float, seed: int) -> tuple[list[Any
         return list(pairs), []
     anchors = sorted({fold(p.anchor) for p in pairs})
     if len(anchors) < 2:
-        raise PairsError(f"eval split {ratio}: needs at least 2 different anchors, found {len(anchors)}; "
-                         "turn the split off.")
+        raise PairsError(f"{field} {ratio}: {source or 'the data'} has {len(anchors)} distinct anchor(s), and a "
+                         f"split needs at least 2; set {field} to 0, or add rows.")
     random.Random(seed).shuffle(anchors)
     held = set(anchors[: min(max(1, round(len(anchors) * ratio)), len(anchors) - 1)])
     return [p for p in pairs if fold(p.anchor) not in held], [p for p in pairs if fold(p.anchor) in held]

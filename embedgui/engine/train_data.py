@@ -84,7 +84,7 @@ def load_training_data(c: Config) -> TrainingData:
     else:
         rows, skipped = read_pairs(path, c.data.skip_invalid)
         if c.data.eval_split and not c.data.eval_path:
-            rows, eval_rows = split_pairs(rows, c.data.eval_split, c.seed)
+            rows, eval_rows = split_pairs(rows, c.data.eval_split, c.seed, source=path)
         negatives = negative_stats(rows, limit)
         source, n = rows, len(rows)
     if skipped:

@@ -142,6 +142,14 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
      _pairs_line_ko),
     (re.compile(r"^(?P<p>.+?): not UTF-8 text \((?P<e>.+)\); save the file as UTF-8\.$"),
      lambda m: f"{m['p']}: UTF-8 텍스트가 아닙니다 ({m['e']}). 파일을 UTF-8로 저장하세요."),
+    (re.compile(r"^(?P<p>.+?): not UTF-8 text \((?P<e>.+)\); save the file as UTF-8 \(a Korean Windows or Excel "
+                r"file is often CP949: `python -m embedgui compose` reads it and writes UTF-8\)\.$"),
+     lambda m: f"{m['p']}: UTF-8 텍스트가 아닙니다 ({m['e']}). 파일을 UTF-8로 저장하세요. 한국어 Windows나 Excel "
+               "파일은 대개 CP949인데, `python -m embedgui compose`가 읽어서 UTF-8로 써 줍니다."),
+    (re.compile(r"^(?P<p>.+?): this is a (?P<t>CSV|TSV) table, not a pairs\.jsonl file; turn it into pairs with "
+                r"`(?P<c>[^`]+)` \(or the Data tab\), then use that file\.$"),
+     lambda m: f"{m['p']}: pairs.jsonl 파일이 아니라 {m['t']} 표입니다. `{m['c']}`(또는 데이터 탭)로 pairs 파일을 "
+               "만든 다음 그 파일을 쓰세요."),
     (re.compile(r"^(?P<p>.+?): no valid rows; each line must be (?P<x>\{.*\})\.$"),
      lambda m: f"{m['p']}: 쓸 수 있는 행이 없습니다. 한 줄에 하나씩 {m['x']} 형식이어야 합니다."),
     (re.compile(r"^(?P<f>[\w.]+): (?P<v>.+?) is a folder; give the pairs file inside it \(a \.jsonl file\)\.$"),
@@ -150,9 +158,10 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
                 r"your pairs\.jsonl\.$"),
      lambda m: f"data.pairs_path가 비어 있고 기본 위치({m['w']})에도 pairs 파일이 없습니다. data.pairs_path에 "
                "pairs.jsonl의 경로를 쓰세요."),
-    (re.compile(r"^eval split (?P<r>\S+): needs at least 2 different anchors, found (?P<n>\d+); turn the split "
-                r"off\.$"),
-     lambda m: f"평가 분할 {m['r']}: 서로 다른 anchor가 2개 이상 필요한데 {m['n']}개뿐입니다. 분할을 끄세요."),
+    (re.compile(r"^(?P<f>\S+) (?P<r>\S+): (?P<p>.+?) has (?P<n>\d+) distinct anchor\(s\), and a split needs at "
+                r"least 2; set (?P=f) to 0, or add rows\.$"),
+     lambda m: f"{m['f']} {m['r']}: {m['p']}에 서로 다른 anchor가 {m['n']}개뿐인데 분할하려면 2개 이상 필요합니다. "
+               f"{m['f']}를 0으로 하거나 행을 더하세요."),
     (re.compile(r"^Nothing can be learned from (?P<p>.+?): (?:it has 1 row|its (?P<n>\d+) rows all share one "
                 r"anchor or one positive text) and no hard negative differs from its positive, so no row has a "
                 r"negative to be ranked below its positive\. Add rows with different anchors and positives, or hard "
