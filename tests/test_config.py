@@ -86,6 +86,21 @@ def test_a_setting_in_the_wrong_section_is_named_where_it_belongs():
         assert korean != error and "옮기세요" in korean
 
 
+def test_early_stopping_without_evaluations_is_a_config_error_not_a_quiet_full_run():
+    """It was a warning in the log once the model had loaded, and the run trained to its end; keep_best, the same
+    situation, was already a config error."""
+    from embedgui.ui.engine_text import engine_text
+
+    for data, train, says in (({}, {"eval_every": 10}, "needs eval data"),
+                              ({"eval_split": 0.1}, {}, "set train.eval_every")):
+        with pytest.raises(ConfigError) as info:
+            config_from_dict({"data": data, "train": {"early_stopping_patience": 2, **train}})
+        (error,) = info.value.errors
+        assert error.startswith("train.early_stopping_patience: ") and says in error
+        assert engine_text(error, "ko") != error
+    config_from_dict({"data": {"eval_split": 0.1}, "train": {"early_stopping_patience": 2, "eval_every": 10}})
+
+
 def test_json_syntax_error_names_line(tmp_path):
     path = tmp_path / "config.json"
     path.write_text('{\n  "model_id": "x",\n  "device": auto\n}')

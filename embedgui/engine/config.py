@@ -456,6 +456,13 @@ def _check_values(c: Config) -> list[str]:
     _choice(e, "output.best_metric", out.best_metric, EVAL_METRICS)
     if out.keep_best and not d.eval_path and not d.eval_split:
         e.append("output.keep_best: needs eval data; set data.eval_path or data.eval_split (e.g. 0.1).")
+    # Early stopping watches evaluations during training: without them the run would quietly train to the end.
+    if c.train.early_stopping_patience and not d.eval_path and not d.eval_split:
+        e.append("train.early_stopping_patience: needs eval data; set data.eval_path or data.eval_split (e.g. 0.1), "
+                 "or leave it empty.")
+    elif c.train.early_stopping_patience and not c.train.eval_every:
+        e.append("train.early_stopping_patience: needs evaluations during training; set train.eval_every (e.g. "
+                 "100 steps), or leave it empty.")
     return e
 
 

@@ -255,12 +255,8 @@ class Trainer:
             self._log_peak(job)  # a new budgeted run says it once the budget has planned its steps
         if data.eval_rows and c.data.eval_split and not c.data.eval_path and world.is_main:
             write_pairs(self.run_dir / EVAL_SPLIT_NAME, data.eval_rows)
-        if c.train.early_stopping_patience:
-            if job.data.eval_rows and c.train.eval_every:
-                self.callbacks.append(EarlyStopping(c.output.best_metric, c.train.early_stopping_patience))
-            else:
-                log.warning("train.early_stopping_patience has no effect: it needs eval data (data.eval_path or "
-                            "data.eval_split) and train.eval_every.")
+        if c.train.early_stopping_patience and job.data.eval_rows:  # the config has eval data and eval_every
+            self.callbacks.append(EarlyStopping(c.output.best_metric, c.train.early_stopping_patience))
         if c.train.similar_batches and (c.data.stream or not c.data.shuffle):
             what = "streamed data (data.stream)" if c.data.stream else "unshuffled data (data.shuffle false)"
             log.warning("train.similar_batches has no effect on %s: it groups the rows of a shuffled pass held in "

@@ -89,6 +89,14 @@ _ENGINE_KO: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
      lambda m: "output.save_dir: 비어 있습니다. 학습 결과를 저장할 폴더를 지정하세요. 예: outputs."),
     (re.compile(r"^output\.keep_best: needs eval data; set data\.eval_path or data\.eval_split \(e\.g\. 0\.1\)\.$"),
      lambda m: "output.keep_best: 평가 데이터가 필요합니다. data.eval_path나 data.eval_split(예: 0.1)을 설정하세요."),
+    (re.compile(r"^train\.early_stopping_patience: needs eval data; set data\.eval_path or data\.eval_split \(e\.g\. "
+                r"0\.1\), or leave it empty\.$"),
+     lambda m: "train.early_stopping_patience: 평가 데이터가 필요합니다. data.eval_path나 data.eval_split(예: 0.1)을 "
+               "설정하거나, 이 칸을 비워 두세요."),
+    (re.compile(r"^train\.early_stopping_patience: needs evaluations during training; set train\.eval_every \(e\.g\. "
+                r"100 steps\), or leave it empty\.$"),
+     lambda m: "train.early_stopping_patience: 학습 중 평가가 필요합니다. train.eval_every(예: 100스텝)를 설정하거나, "
+               "이 칸을 비워 두세요."),
     (re.compile(r"^data\.eval_split: cannot split a streamed file; set data\.eval_path or turn data\.stream off\.$"),
      lambda m: "data.eval_split: 스트리밍하는 파일은 나눌 수 없습니다. data.eval_path를 설정하거나 data.stream을 "
                "끄세요."),
