@@ -101,6 +101,13 @@ def test_early_stopping_without_evaluations_is_a_config_error_not_a_quiet_full_r
     config_from_dict({"data": {"eval_split": 0.1}, "train": {"early_stopping_patience": 2, "eval_every": 10}})
 
 
+def test_an_empty_config_file_is_called_empty(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("\n  \n")
+    with pytest.raises(ConfigError, match=r"config.json: the file is empty; write a JSON object"):
+        load_config(path)
+
+
 def test_json_syntax_error_names_line(tmp_path):
     path = tmp_path / "config.json"
     path.write_text('{\n  "model_id": "x",\n  "device": auto\n}')

@@ -335,6 +335,8 @@ def test_cli_eval_error_exit_code_in_a_subprocess(tmp_path):
     proc = run_cli("eval", "--model-dir", str(tmp_path / "nowhere"), "--pairs", str(pairs_path))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    proc = run_cli("eval", "--model-dir", "org/nothing", "--pairs", str(pairs_path))  # a Hub id, offline
+    assert proc.returncode == 2 and "Give a local model folder (--model-dir)," in proc.stderr, proc.stderr
 
 
 def test_the_base_model_of_a_comparison_loads_with_the_runs_hf_settings(tmp_path, monkeypatch):

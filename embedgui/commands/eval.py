@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     except (*USER_ERRORS, EvalOptionError) as e:
-        print(f"error: {in_flags(str(e))}", file=sys.stderr)
+        models = "--model-dir, --compare-with" if args.compare_with else "--model-dir"
+        print(f"error: {in_flags(str(e), models)}", file=sys.stderr)
         return 2
     return 0
 

@@ -357,6 +357,9 @@ def load_config(path: str | os.PathLike) -> Config:
         line = raw[:offset].count(b"\n") + 1
         raise ConfigError([f"byte {offset} (line {line}) is 0x{raw[offset]:02x}, which is not UTF-8 text "
                            f"({e.reason}); save the file as UTF-8"], str(path)) from None
+    if not text.strip():  # an editor that saved nothing, or a file made with touch
+        raise ConfigError(['the file is empty; write a JSON object such as {"model_id": ..., "data": {"pairs_path": '
+                           '...}}, or start from assets/config.example.json'], str(path))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
