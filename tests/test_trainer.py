@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 import threading
@@ -224,6 +225,37 @@ def test_cli_trains_a_seed_format_config(tiny_bert, tmp_path):
     proc = run_cli("train", "--config", str(tmp_path / "bad.json"), cwd=ROOT)
     assert proc.returncode == 2 and "train.batch_sise: unknown key; did you mean 'batch_size'?" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_train_check_says_what_the_run_would_do_without_training_or_writing(tiny_bert, tmp_path):
+    """A user moving from the original trainer checks a config before a long run: the data is read and split, the
+    model found, the plan and the output folder said; nothing is written, no model is loaded; a run that could not
+    start fails the check with a one-line error."""
+    from embedgui.engine.data import batches_per_pass
+
+    make_pairs(tmp_path / "data" / "pairs.jsonl")
+    config = {"model_id": str(tiny_bert), "device": "cpu", "dtype": "float32",
+              "data": {"pairs_path": "data/pairs.jsonl", "eval_split": 0.25},
+              "train": {"batch_size": 4, "epochs": 2}, "output": {"save_dir": "out", "save_name": "r"}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    proc = run_cli("train", "--config", str(path), "--check", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert lines["model"] == f"{tiny_bert} (the local folder {tiny_bert})"
+    rows = sum(1 for _ in open(tmp_path / "data" / "pairs.jsonl"))
+    train_rows, eval_rows = (int(x) for x in re.findall(r"(\d+) (?:training|eval) rows", lines["data"]))
+    assert train_rows + eval_rows == rows and eval_rows > 0
+    assert lines["plan"].startswith(f"{2 * batches_per_pass(train_rows, 4, 2)} steps (2 epoch(s)")
+    assert lines["output"] == str(tmp_path / "out" / "r") and "device" in lines
+    assert not (tmp_path / "out").exists() and not list((tmp_path / "data").glob("*.mined-*"))
+    # what would stop the run stops the check, in one line
+    (tmp_path / "bad.json").write_text(json.dumps({**config, "model_id": "org/not-downloaded"}))
+    proc = run_cli("train", "--config", str(tmp_path / "bad.json"), "--check", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: model_id: org/not-downloaded is not a local folder")
+    proc = run_cli("train", "--config", str(path), "--check", "--resume", cwd=tmp_path)
+    assert proc.returncode == 2 and "Cannot resume: no snapshot" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
 
 
 def test_cli_help_lists_subcommands():
