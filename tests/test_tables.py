@@ -21,6 +21,15 @@ def test_unknown_header_detected_by_length(tmp_path):
     assert read_table(tmp_path / "g.csv", header=False).rows[0] == ["Word", "Meaning"]
 
 
+def test_a_label_above_a_column_of_numbers_is_a_header(tmp_path):
+    """"id,category,notes" over short rows: the header became a training pair ("id" -> "category")."""
+    rows = [["id", "category", "notes"], ["1", "a", "x"], ["2", "b", "y"], ["3", "c", "z"], ["4", "d", "w"]]
+    table = read_table(write_csv(tmp_path / "t.csv", rows))
+    assert table.has_header and table.columns == ["id", "category", "notes"] and table.rows[0] == ["1", "a", "x"]
+    numbers = [["1", "2"], ["3", "4"], ["5", "6"], ["7", "8"]]  # numbers on every row: no header
+    assert not read_table(write_csv(tmp_path / "n.csv", numbers)).has_header
+
+
 def test_one_alias_table_for_encodings():
     # Korean Excel's EUC-KR (under any of its labels) is read as CP949, its superset; browsers widen Latin-1.
     assert {normalize_encoding(n) for n in ("EUC-KR", "euc_kr", "ks_c_5601-1987", "windows-949", "UHC")} == {"cp949"}

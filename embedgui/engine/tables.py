@@ -316,6 +316,11 @@ def _looks_like_header(first: list[str], rest: list[tuple[int, list[str]]], hint
         return True
     if len(rest) < 3:
         return False
+    # A label above a column of numbers ("id" over 1, 2, 3), as csv.Sniffer judges it: data rows would be numbers too.
+    for i, cell in enumerate(cells):
+        below = [r[i].strip() for _, r in rest[:200] if i < len(r) and r[i].strip()]
+        if len(below) >= 3 and all(_is_number(v) for v in below) and not _is_number(cell):
+            return True
     # A label such as "Meaning" above definitions: the header cell is a small fraction of the column's typical
     # length. Data rows rarely look like that in every way at once.
     for i, cell in enumerate(cells):
@@ -323,6 +328,14 @@ def _looks_like_header(first: list[str], rest: list[tuple[int, list[str]]], hint
         if lengths and statistics.median(lengths) >= 20 and len(cell) <= statistics.median(lengths) / 3:
             return True
     return False
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", ""))
+        return True
+    except ValueError:
+        return False
 
 
 def _read_jsonl(text: str, path: str, encoding: str) -> Table:
