@@ -202,6 +202,41 @@ def test_a_run_over_its_time_limit_stops_saved(tmp_path, tiny_bert, monkeypatch)
     assert snap.status == "stopped" and snap.step == 4, (snap.status, snap.step, snap.message)
 
 
+def test_a_visitors_folder_has_a_quota_checked_where_they_add_to_it(tmp_path, monkeypatch):
+    """Uploads, crawls, composed files and runs had no bound but the file size: one visitor could fill the shared
+    disk. Each visitor's folder now has a quota (EMBEDGUI_HOSTED_QUOTA_MB), checked where they add to it; another
+    visitor is not held back by it, and deleting files frees it."""
+    from embedgui.ui.app import create_app
+
+    monkeypatch.setenv("EMBEDGUI_HOSTED_QUOTA_MB", "1")
+    demo = create_app(AppContext.create(tmp_path / "ws", hosted=True))
+    tabs, root = demo.ui.tabs, demo.ui.ctx
+    data, search, train = tabs["data"], tabs["search"], tabs["train"]
+    table = tmp_path / "big.csv"
+    table.write_text("term,definition\n" + "".join(f"term {i},{'a long definition ' * 20}{i}\n"
+                                                    for i in range(1500)))  # ~0.6 MB
+    first = data.accept_upload(str(table), "en", "alice")
+    assert first[data.table_path]
+    again = data.accept_upload(str(table), "ko", "alice")  # 1.2 MB would be over
+    assert again[data.table_path] is None and "1 MB" in again[data.message] and "한도" in again[data.message]
+    assert len(list(root.visitor("alice").data_dir.glob("upload-*"))) == 1
+    refused = search.upload_corpus(str(table), "alice", "en")
+    assert search.corpus not in refused and "more than its 1 MB" in refused[search.message]
+    assert data.accept_upload(str(table), "en", "bob")[data.table_path]  # Bob's folder is his own
+    for name in ("x.bin", "y.bin"):
+        (root.visitor("alice").data_dir / name).write_bytes(b"0" * 300_000)  # now over: a Start is refused too
+    values = ct.config_to_values(ct.workspace_config(root.visitor("alice")))
+    started = train.start("en", "alice", *values)
+    assert "more than its 1 MB" in started[train.message] and not root.run.active
+    composed = data.run_compose(first[data.table_path], None, None, 0, "bm25", 0, "", "en", "alice",
+                                progress=lambda *a, **k: None)
+    assert "more than its 1 MB" in composed[data.report]
+    for name in ("x.bin", "y.bin"):
+        (root.visitor("alice").data_dir / name).unlink()
+    assert root.visitor("alice").over_quota() is None
+    assert AppContext.create(tmp_path / "local", hosted=False).visitor("alice").over_quota(10**12) is None
+
+
 def test_the_time_limit_counts_the_set_up_before_the_first_step(monkeypatch):
     """Downloading a model and mining negatives hold the app's one run as training does: a visitor whose set-up
     took 50 of their 60 seconds gets 10 more, not 60."""

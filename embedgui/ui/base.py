@@ -31,3 +31,9 @@ def safe_name(name: str) -> str:
     """A file name the app saves in a visitor's folder: letters (any script), digits and . _ - @ + ~ only, so that
     train_view.hide_visitor_paths finds where its path ends in a sentence."""
     return re.sub(r"[^\w.@+~-]+", "_", name).strip("_") or "file"
+
+
+def quota_note(lang: str, over: tuple[float, float]) -> str:
+    """The refusal when a hosted visitor's folder would pass its quota (AppContext.over_quota)."""
+    used, quota = over
+    return note(lang, "error", t(lang, "hosted.quota", used=used, quota=quota))

@@ -24,6 +24,9 @@ SAMPLE_GLOSSARY = ASSETS / "sample_glossary.csv"
 HOSTED_CAPS = {"train.batch_size": 128, "train.max_length": 512, "train.epochs": 20, "train.steps_per_epoch": 5000,
                "train.grad_accum_steps": 16, "train.num_workers": 2}  # workers: processes a visitor may start
 HOSTED_MAX_MINUTES = 60.0  # one run's training time; EMBEDGUI_HOSTED_MAX_MINUTES changes it
+# One visitor's folder (uploads, crawls, composed data, runs) on a shared disk; EMBEDGUI_HOSTED_QUOTA_MB changes it.
+# A MiniLM run keeps ~90 MB of model and ~270 MB of snapshot (weights and optimizer state): about five runs.
+HOSTED_QUOTA_MB = 2000.0
 # fields that may name a Hub repository instead of a local folder
 MODEL_FIELDS = {"model_id", "tokenizer_id", "model", "base"}
 VISITORS = "visitors"  # a hosted app's workspace holds one folder per visitor (browser) under this one
@@ -44,6 +47,7 @@ class AppContext:
     run: Run = field(default_factory=Run)
     max_upload_mb: int = 20
     keep_days: float = HOSTED_KEEP_DAYS
+    quota_mb: float | None = None  # a hosted visitor's folder; None = no quota (a local app)
     # a hosted app's visitors' contexts by folder name (shared by every context of the app)
     _visitors: dict[str, AppContext] = field(default_factory=dict, repr=False)
     _visitors_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -61,7 +65,9 @@ class AppContext:
         # a hosted app serves many visitors: only the visitor who started a run may stop or resume it
         minutes = float(os.environ.get("EMBEDGUI_HOSTED_MAX_MINUTES", HOSTED_MAX_MINUTES)) if hosted else None
         keep = float(os.environ.get("EMBEDGUI_HOSTED_KEEP_DAYS", HOSTED_KEEP_DAYS))
-        ctx = cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted, max_minutes=minutes), keep_days=keep)
+        quota = float(os.environ.get("EMBEDGUI_HOSTED_QUOTA_MB", HOSTED_QUOTA_MB)) if hosted else None
+        ctx = cls(workspace=root, hosted=hosted, run=Run(single_user=not hosted, max_minutes=minutes), keep_days=keep,
+                  quota_mb=quota or None)
         if hosted:
             ctx.sweep()
         return ctx
@@ -134,6 +140,19 @@ class AppContext:
                         shutil.rmtree(folder)
                         removed.append(folder)
         return removed
+
+    def over_quota(self, adding: int = 0) -> tuple[float, float] | None:
+        """Hosted: (MB the visitor's folder would hold with `adding` more bytes, the quota) when that is over the
+        quota, else None. Checked where a visitor adds to their folder (an upload, a crawl, a composed file, a new
+        run); a run already going is not cut off by it."""
+        if not self.hosted or not self.quota_mb:
+            return None
+        used = adding
+        for path in self.workspace.rglob("*"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.is_symlink():
+                    used += path.stat().st_size
+        return (used / 1e6, self.quota_mb) if used / 1e6 > self.quota_mb else None
 
     @property
     def data_dir(self) -> Path:

@@ -28,7 +28,7 @@ from ..engine.crawler import (
 from ..engine.device import side_threads
 from ..engine.files import SaveError
 from ..engine.paths import PathRefused
-from .base import UI, note, safe_name
+from .base import UI, note, quota_note, safe_name
 from .config_tab import save_config, validation_markdown, workspace_config
 from .context import SAMPLE_GLOSSARY, SAMPLE_PAIRS
 from .engine_text import column_choice_text, engine_text
@@ -192,6 +192,8 @@ class DataTab:
         if size_mb > ctx.max_upload_mb:
             return {self.table_path: None, self.message: note(lang, "error", t(
                 lang, "data.too_big", name=src.name, size=size_mb, limit=ctx.max_upload_mb))}
+        if over := ctx.over_quota(src.stat().st_size):
+            return {self.table_path: None, self.message: quota_note(lang, over)}
         dest = ctx.data_dir / f"upload-{_stamp()}-{safe_name(src.name)}"
         shutil.copyfile(src, dest)
         out = self.preview_updates(str(dest), lang)
@@ -249,6 +251,8 @@ class DataTab:
         start = resolve_sources(sources or []) + urls
         if not start:
             return {self.message: note(lang, "error", t(lang, "data.no_start"))}
+        if over := ctx.over_quota():
+            return {self.message: quota_note(lang, over)}
         # None lets the crawler decide (hosted on Spaces); a hosted app never relaxes to False
         options = CrawlOptions(follow_languages=source_languages(sources or []), hosted=True if ctx.hosted else None)
         per_source = int(limit) if limit else None
@@ -293,6 +297,8 @@ class DataTab:
         ctx, tabs = self.ui.ctx.visitor(owner), self.ui.tabs
         if not table_path:
             return {self.report: note(lang, "error", t(lang, "data.no_table"))}
+        if over := ctx.over_quota():
+            return {self.report: quota_note(lang, over)}
         if miner == "model":
             try:  # the loader opens what the hosted check judged (beside the workspace, or a Hub id)
                 model_id = ctx.resolve(model_id, "model_id")

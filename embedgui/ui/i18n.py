@@ -170,6 +170,10 @@ TEXT: dict[str, tuple[str, str]] = {
     # data tab messages
     "data.upload_ok": ("{name}: {rows} rows, columns {columns} ({encoding}); {how}",
                        "{name}: {rows}행, 열 {columns} ({encoding}); {how}"),
+    "hosted.quota": ("Your folder on this shared app would hold {used:.0f} MB, more than its {quota:.0f} MB: delete "
+                     "runs you no longer need (3. Train, the run list), then try again.",
+                     "이 공유 앱에서 내 폴더가 {used:.0f} MB가 되어 한도 {quota:.0f} MB를 넘습니다. "
+                     "필요 없는 학습 결과를 지운 다음(3. 학습의 실행 목록) 다시 시도하세요."),
     "data.too_big": ("{name} is {size:.1f} MB; the limit is {limit} MB. Split the file or run "
                      "`python -m embedgui compose` locally.",
                      "{name}은(는) {size:.1f} MB로 한도 {limit} MB를 넘습니다. 파일을 나누거나 로컬에서 "

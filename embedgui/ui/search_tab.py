@@ -22,7 +22,7 @@ from ..engine.modeling import load_embedder
 from ..engine.paths import PathRefused
 from ..engine.search import CorpusError, SearchIndex, SearchIndexError, load_corpus
 from ..engine.trainer import EVAL_SPLIT_NAME
-from .base import UI, note, safe_name
+from .base import UI, note, quota_note, safe_name
 from .config_tab import workspace_config
 from .context import AppContext
 from .i18n import t
@@ -197,17 +197,21 @@ class SearchTab:
                 continue
         return out
 
+    def upload_corpus(self, path: str | None, owner: str, lang: str = "en") -> dict:
+        """A dropped corpus file, copied into the (visitor's) data folder under a safe name."""
+        if not path:
+            return {self.message: ""}
+        ctx = self.ui.ctx.visitor(owner)
+        if over := ctx.over_quota(Path(path).stat().st_size):
+            return {self.message: quota_note(lang, over)}
+        dest = ctx.data_dir / f"corpus-{safe_name(Path(path).name)}"
+        dest.write_bytes(Path(path).read_bytes())
+        return {self.corpus: str(dest), self.message: ""}
+
     def wire(self) -> None:
         lang, owner = self.ui.lang, self.ui.tabs["train"].owner
 
-        def upload_corpus(path: str | None, owner: str):
-            if not path:
-                return gr.skip()
-            dest = self.ui.ctx.visitor(owner).data_dir / f"corpus-{safe_name(Path(path).name)}"
-            dest.write_bytes(Path(path).read_bytes())
-            return str(dest)
-
-        self.upload.upload(upload_corpus, [self.upload, owner], self.corpus)
+        self.upload.upload(self.upload_corpus, [self.upload, owner, lang], [self.corpus, self.message])
         inputs = [self.query, self.k, self.model, self.base, self.corpus, self.column, lang, self.dim, owner]
         outputs = [self.tuned_table, self.base_table, self.message]
 

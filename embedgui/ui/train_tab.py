@@ -18,7 +18,7 @@ from ..engine import runs
 from ..engine.config import ConfigError, config_from_dict
 from ..engine.runner import RunBusyError, RunOwnerError, RunSnapshot
 from ..engine.trainer import EVAL_SPLIT_NAME
-from .base import UI, note
+from .base import UI, note, quota_note
 from .charts import training_figures
 from .config_tab import save_config, validate
 from .engine_text import engine_text
@@ -223,6 +223,8 @@ class TrainTab:
             return {self.message: note(lang, "error", t(lang, "train.fix_config") + "\n\n" +
                                        "\n".join(f"- {engine_text(e, lang)}" for e in errors))}
         save_config(ctx, config)  # what the form shows is what trains, and what a reload shows
+        if over := ctx.over_quota():  # a new run folder would add a model and its snapshot
+            return {self.message: quota_note(lang, over)}
         config.output.save_dir = str(ctx.runs_dir)  # every Start is a new run folder; no run overwrites another
         config.output.save_name = runs.new_run_name(config, ctx.runs_dir)
         try:
