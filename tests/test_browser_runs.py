@@ -105,6 +105,25 @@ def test_a_reload_shows_the_saved_config_not_the_one_the_app_started_with(pg):
     assert field(pg, "data.max_hard_negatives").input_value() == ""
 
 
+def test_a_refused_start_stays_said_when_the_train_tab_was_just_opened(pg, workspace):
+    """Was: a bad value, then Start clicked right after opening the Train tab: nothing at all was said (the tab's
+    first timer tick redrew the run's message over the refusal), and the user could not tell why nothing started."""
+    lr = field(pg, "optim.lr")
+    lr.fill("5")
+    lr.press("Tab")
+    pg.wait_for_function("() => document.querySelector('#config-validation').innerText.includes('optim.lr')")
+    pg.get_by_role("tab", name="3. Train").click()
+    pg.locator("#train-start").click()
+    pg.wait_for_timeout(3000)  # several ticks of the timer
+    shown = pg.locator("#train-message").inner_text() + pg.locator("#train-notice").inner_text()
+    assert "Fix the config first" in shown and "optim.lr" in shown, shown
+    assert not run_folders(workspace) and saved(workspace)["optim"]["lr"] == 7e-5  # nothing started or saved
+    pg.get_by_role("tab", name="2. Config").click()
+    lr.fill("7e-5")
+    lr.press("Tab")
+    pg.wait_for_function("() => document.querySelector('#config-validation').innerText.includes('valid')")
+
+
 def test_start_is_disabled_while_a_run_goes(pg, workspace):
     """Was: Start stayed clickable during a run."""
     pg.get_by_role("tab", name="3. Train").click()

@@ -227,7 +227,7 @@ def test_a_visitors_folder_has_a_quota_checked_where_they_add_to_it(tmp_path, mo
         (root.visitor("alice").data_dir / name).write_bytes(b"0" * 300_000)  # now over: a Start is refused too
     values = ct.config_to_values(ct.workspace_config(root.visitor("alice")))
     started = train.start("en", "alice", *values)
-    assert "more than its 1 MB" in started[train.message] and not root.run.active
+    assert "more than its 1 MB" in started[train.notice] and not root.run.active
     composed = data.run_compose(first[data.table_path], None, None, 0, "bm25", 0, "", "en", "alice",
                                 progress=lambda *a, **k: None)
     assert "more than its 1 MB" in composed[data.report]

@@ -217,26 +217,32 @@ class TrainTab:
         return out
 
     def start(self, lang: str, owner: str, *values) -> dict:
+        # A refusal goes under the progress line (the notice), not in the run's message: the timer redraws that
+        # message from the run, and on a page whose first tick came just after the click it erased the refusal
+        # before it was read.
         ctx = self.ui.ctx.visitor(owner)
         config, errors = validate(ctx, values)
         if errors:
-            return {self.message: note(lang, "error", t(lang, "train.fix_config") + "\n\n" +
-                                       "\n".join(f"- {engine_text(e, lang)}" for e in errors))}
+            return self._refused(note(lang, "error", t(lang, "train.fix_config") + "\n\n" +
+                                      "\n".join(f"- {engine_text(e, lang)}" for e in errors)))
         save_config(ctx, config)  # what the form shows is what trains, and what a reload shows
         if over := ctx.over_quota():  # a new run folder would add a model and its snapshot
-            return {self.message: quota_note(lang, over)}
+            return self._refused(quota_note(lang, over))
         config.output.save_dir = str(ctx.runs_dir)  # every Start is a new run folder; no run overwrites another
         config.output.save_name = runs.new_run_name(config, ctx.runs_dir)
         try:
             ctx.run.start(config, owner=owner or None)
         except (RunBusyError, RunOwnerError) as e:
             busy = str(e) if isinstance(e, RunOwnerError) else t(lang, "train.busy")
-            return {self.message: note(lang, "busy", busy)}
+            return self._refused(note(lang, "busy", busy))
         except ConfigError as e:  # the runner's check when it starts the run (config.validate, the data paths)
-            return {self.message: note(lang, "error", "\n".join(f"- {engine_text(x, lang)}" for x in e.errors))}
+            return self._refused(note(lang, "error", "\n".join(f"- {engine_text(x, lang)}" for x in e.errors)))
         started = config.to_dict()
         return {self.notice: self.notice_text(started, lang), self.notice_config: started, self.view: "",
                 **self.buttons(True)}
+
+    def _refused(self, text: str) -> dict:
+        return {self.notice: text, self.notice_config: None}
 
     @staticmethod
     def notice_text(started: dict | None, lang: str) -> str:
