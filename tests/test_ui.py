@@ -280,6 +280,30 @@ def test_start_and_resume_are_disabled_while_a_run_is_going(tmp_path):
     assert out[train.start_btn]["interactive"] is True and "중지됨" in out[train.progress]
 
 
+def test_viewing_an_older_run_shows_its_own_progress_line_and_log(tmp_path):
+    """Was: "View charts" of the first run drew its charts under the second run's progress line ("finished · step
+    150/150") and log, so one screen mixed two runs. Also while another run trains, its ticks keep out."""
+    import json
+
+    old = tmp_path / "ws" / "runs" / "first"
+    old.mkdir(parents=True)
+    (old / "train_config.json").write_text(json.dumps({"train": {"epochs": 1, "steps_per_epoch": 4}}))
+    (old / "metrics.jsonl").write_text("".join(json.dumps({"kind": "train", **row}) + "\n" for row in HISTORY[:4]))
+    (old / "metrics_summary.json").write_text(json.dumps({"status": "finished", "steps": 4, "max_steps": 4}))
+    (old / "train.log").write_text("INFO first run's own line\nstep 1/4  loss 2.0\nINFO Finished at step 4/4\n")
+    running = RunSnapshot(status="running", step=7, max_steps=150, logs=HISTORY, run_dir=str(tmp_path / "second"),
+                          log_lines=["INFO second run's line"])
+    demo = _app(tmp_path, _FakeRun(running))
+    train = demo.ui.tabs["train"]
+    out = train.tick("en", None, False, str(old), None)
+    assert 'data-step="4"' in out[train.progress] and "4/4" in out[train.progress], out[train.progress]
+    assert out[train.log] == "INFO first run's own line\nINFO Finished at step 4/4"  # its own, without step rows
+    again = train.tick("en", out[train.last_drawn], False, str(old), None)  # nothing new: the clock only
+    assert "150" not in str(again.get(train.progress, ""))  # the training run's line does not come back
+    back = train.tick("en", out[train.last_drawn], False, "", None)  # back to the run that trains
+    assert 'data-step="7"' in back[train.progress] and back[train.log] == "INFO second run's line"
+
+
 def test_ticks_under_load_send_only_what_changed(tmp_path, monkeypatch):
     """Many open pages polling a run: an unchanged tick sends the progress line only, and charts follow a page
     at most every CHART_SECONDS while the run trains (serialising them per page per step starved training)."""

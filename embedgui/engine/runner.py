@@ -37,12 +37,12 @@ from .data import find_pairs_path
 from .errors import USER_ERRORS
 from .files import atomic_write_text, new_lines
 from .modeling import resolve_model_path
-from .runs import clear_error, load_history, record_error
+from .runs import PROCESS_LOG_NAME, clear_error, load_history, record_error
 from .trainer import CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, Trainer
 
 # A run in torchrun's processes: the config it was launched with, the events rank 0 writes, the file that asks it to
 # stop, and everything the processes printed.
-LAUNCH_NAME, EVENTS_NAME, STOP_NAME, PROCESS_LOG_NAME = ".launch_config.json", ".events.jsonl", ".stop", "train.log"
+LAUNCH_NAME, EVENTS_NAME, STOP_NAME = ".launch_config.json", ".events.jsonl", ".stop"
 HOSTED_NAME = ".hosted.json"  # a hosted run's owner (a hash of the browser session) and training seconds used
 # What a run folder holds before its first step: a Start that ends there leaves no empty run in the list.
 _SET_UP_FILES = {CONFIG_NAME, EVAL_SPLIT_NAME, METRICS_NAME, LAUNCH_NAME, EVENTS_NAME, STOP_NAME, PROCESS_LOG_NAME,

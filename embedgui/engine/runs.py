@@ -21,6 +21,8 @@ from .config import EVAL_METRICS, Config, ConfigError, config_from_dict
 from .files import SaveError, atomic_path, atomic_write_text
 from .trainer import CONFIG_NAME, METRICS_NAME, SUMMARY_NAME, latest_snapshot
 
+PROCESS_LOG_NAME = "train.log"  # what a run's training process printed (runner.py), kept in its folder
+
 EVALUATION_NAME = "evaluation.json"  # the Evaluate tab's before/after table for this run
 ERROR_NAME = "run_error.json"  # why the run failed, written by the runner (a crash or a kill leaves none)
 _NAME_TIME = re.compile(r"^(\d{8}-\d{6})-")
@@ -128,6 +130,17 @@ def _same(a: str | os.PathLike | None, b: str | os.PathLike | None) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
+
+
+def log_tail(run_dir: str | os.PathLike, lines: int = 200) -> list[str]:
+    """The last lines of a run's own log (train.log, written when it trained in a process of its own), without its
+    per-step rows (the charts show those); [] when there is none."""
+    try:
+        text = (Path(run_dir) / PROCESS_LOG_NAME).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    kept = [line for line in text.replace("\r", "\n").splitlines() if line.strip() and not line.startswith("step ")]
+    return kept[-lines:]
 
 
 def run_info(run_dir: str | os.PathLike, active_dir: str | os.PathLike | None = None) -> RunInfo | None:

@@ -179,7 +179,8 @@ class TrainTab:
             # Nothing new for this page: only the clock moves. Twenty open pages must not redraw (and
             # re-serialise) four charts a second each while a run trains.
             # (never an empty dict: Gradio takes {} for one output value and fails the event)
-            progress = progress_html(snap, lang) if snap.active else None
+            viewing = view and view != snap.run_dir  # the line is the viewed run's, drawn with its charts
+            progress = progress_html(snap, lang) if snap.active and not viewing else None
             if progress is not None and self._hides_paths(owner):
                 progress = hide_visitor_paths(progress)
             out = {self.progress: gr.skip() if progress is None else progress, **timer}
@@ -193,16 +194,21 @@ class TrainTab:
         charts_due = changed or not snap.active or now - charts_at >= chart_seconds
         out: dict = {self.last_drawn: (key, now if charts_due else charts_at, charts_due, every),
                      **self.buttons(snap.active), **timer}
+        log_lines = snap.log_lines
         if view and view != snap.run_dir:
+            # everything under the buttons is the viewed run's: its charts, its progress line and its own log
             logs, evals = runs.load_history(view)
-            shown = RunSnapshot(logs=logs, evals=evals)
+            info = runs.run_info(view)
+            shown = RunSnapshot(status=info.status if info else "idle", step=info.step if info else 0,
+                                max_steps=info.max_steps if info else 0, logs=logs, evals=evals)
             figs = self._figures(shown, lang, smooth, ("view", view, len(logs), len(evals))) if charts_due else None
-            progress, message = progress_html(snap, lang), t(lang, "train.viewing", name=Path(view).name)
+            progress, message = progress_html(shown, lang), t(lang, "train.viewing", name=Path(view).name)
+            log_lines = runs.log_tail(view)
         else:
             figs = self._figures(snap, lang, smooth, (snap.run_dir, snap.started_at, len(snap.logs),
                                                       len(snap.evals))) if charts_due else None
             progress, message = progress_html(snap, lang), message_markdown(snap, lang)
-        shown = {self.progress: progress, self.message: message, self.log: "\n".join(snap.log_lines)}
+        shown = {self.progress: progress, self.message: message, self.log: "\n".join(log_lines)}
         if self._hides_paths(owner):  # one look at the run's owner a tick (it reads the run folder)
             shown = {k: hide_visitor_paths(v) for k, v in shown.items()}
         out.update(shown)
