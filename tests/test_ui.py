@@ -304,6 +304,37 @@ def test_viewing_an_older_run_shows_its_own_progress_line_and_log(tmp_path):
     assert 'data-step="7"' in back[train.progress] and back[train.log] == "INFO second run's line"
 
 
+def test_buttons_that_could_do_nothing_are_off(tmp_path):
+    """Was: Stop (bright red) and Resume were on with no run at all, and "Resume this run" on for a finished run,
+    each click answering only that there was nothing to do."""
+    import json
+
+    demo = _app(tmp_path, _FakeRun(RunSnapshot(status="idle")))
+    train = demo.ui.tabs["train"]
+    out = train.tick("en", None, False, "", None)
+    assert out[train.stop_btn]["interactive"] is False and out[train.start_btn]["interactive"] is True
+    listed = train.list_updates("en")
+    assert listed[train.resume_btn]["interactive"] is False and listed[train.resume_run_btn]["interactive"] is False
+    folders = tmp_path / "ws" / "runs"
+    for name, snapshot in (("a-finished", False), ("b-stopped", True)):
+        (folders / name).mkdir(parents=True)
+        (folders / name / "train_config.json").write_text(json.dumps({"train": {"epochs": 1}}))
+        status = {"status": "stopped" if snapshot else "finished", "steps": 3, "max_steps": 3 + 5 * snapshot}
+        (folders / name / "metrics_summary.json").write_text(json.dumps(status))
+        if snapshot:
+            (folders / name / "checkpoints" / "step-00000003").mkdir(parents=True)
+            (folders / name / "checkpoints" / "step-00000003" / "model.pt").write_bytes(b"w")
+    listed = train.list_updates("en", picked="a-finished")
+    assert listed[train.resume_btn]["interactive"] is True  # the stopped run can go on
+    assert listed[train.resume_run_btn]["interactive"] is False  # the picked one is finished
+    assert train.pick_buttons("b-stopped")[train.resume_run_btn]["interactive"] is True
+    assert train.pick_buttons("a-finished")[train.resume_run_btn]["interactive"] is False
+    demo = _app(tmp_path, _FakeRun(RunSnapshot(status="running", step=1, max_steps=9, run_dir=str(folders / "c"))))
+    train = demo.ui.tabs["train"]
+    out = train.tick("en", None, False, "", None)
+    assert out[train.stop_btn]["interactive"] is True and out[train.resume_btn]["interactive"] is False
+
+
 def test_ticks_under_load_send_only_what_changed(tmp_path, monkeypatch):
     """Many open pages polling a run: an unchanged tick sends the progress line only, and charts follow a page
     at most every CHART_SECONDS while the run trains (serialising them per page per step starved training)."""

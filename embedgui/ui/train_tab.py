@@ -52,7 +52,8 @@ class TrainTab:
         self.view = gr.State("")  # a finished run's folder whose saved charts are shown; "" follows the live run
         with gr.Row():
             self.start_btn = tx.make(gr.Button, "train.start", "value", variant="primary", elem_id="train-start")
-            self.stop_btn = tx.make(gr.Button, "train.stop", "value", variant="stop", elem_id="train-stop")
+            self.stop_btn = tx.make(gr.Button, "train.stop", "value", variant="stop", elem_id="train-stop",
+                                    interactive=False)
             self.resume_btn = tx.make(gr.Button, "train.resume", "value", elem_id="train-resume")
         self.progress = gr.HTML(elem_id="train-progress-box")
         self.message = gr.Markdown(t(tx.lang, "train.idle"), elem_id="train-message")
@@ -108,7 +109,8 @@ class TrainTab:
     @property
     def list_targets(self) -> list:
         tabs = self.ui.tabs
-        return [self.runs, self.pick, self.run_a, self.run_b, tabs["eval"].model, tabs["search"].model]
+        return [self.runs, self.pick, self.run_a, self.run_b, tabs["eval"].model, tabs["search"].model,
+                self.resume_btn, self.resume_run_btn]
 
     # -- pure-ish helpers ------------------------------------------------------------------------------------
     def _active_dir(self) -> str | None:
@@ -134,15 +136,30 @@ class TrainTab:
         names = [r.name for r in infos]
         models = [r.path for r in infos if r.has_model]
         keep = picked if picked in names else (names[0] if names else None)
+        idle = not self.ui.ctx.run.active
+        resumable = {r.name for r in infos if r.resumable}
         return {self.runs: runs_table(infos, lang), self.pick: gr.update(choices=names, value=keep),
                 self.run_a: gr.update(choices=names), self.run_b: gr.update(choices=names),
                 self.ui.tabs["eval"].model: gr.update(choices=models),
-                self.ui.tabs["search"].model: gr.update(choices=models)}
+                self.ui.tabs["search"].model: gr.update(choices=models),
+                # a Resume that could only answer "nothing to resume" is not offered
+                self.resume_btn: gr.update(interactive=idle and bool(resumable)),
+                self.resume_run_btn: gr.update(interactive=idle and keep in resumable)}
+
+    def pick_buttons(self, picked: str | None, owner: str = "") -> dict:
+        """"Resume this run" follows the picked run: on only for one with a snapshot to go on from."""
+        info = runs.run_info(self._folder(picked, owner)) if picked else None
+        return {self.resume_run_btn: gr.update(interactive=not self.ui.ctx.run.active and bool(info and
+                                                                                             info.resumable))}
 
     def buttons(self, active: bool) -> dict:
-        """Start and Resume are off while a run is going (the engine refuses a second run anyway)."""
-        return {self.start_btn: gr.update(interactive=not active), self.resume_btn: gr.update(interactive=not active),
-                self.resume_run_btn: gr.update(interactive=not active)}
+        """Start is off and Stop on while a run is going (the engine refuses a second run anyway); the Resume
+        buttons go off with it, and come back from the run list (list_updates) when it ends."""
+        out = {self.start_btn: gr.update(interactive=not active), self.stop_btn: gr.update(interactive=active)}
+        if active:
+            out.update({self.resume_btn: gr.update(interactive=False),
+                        self.resume_run_btn: gr.update(interactive=False)})
+        return out
 
     def _figures(self, snap: RunSnapshot, lang: str, smooth: bool, key: tuple) -> list:
         """The four charts, computed once per new log row for every open page (they all see the same run)."""
@@ -406,7 +423,7 @@ class TrainTab:
     def wire(self) -> None:
         ui, lang = self.ui, self.ui.lang
         tabs, cfg = ui.tabs, ui.tabs["config"]
-        btns = [self.start_btn, self.resume_btn, self.resume_run_btn]
+        btns = [self.start_btn, self.stop_btn, self.resume_btn, self.resume_run_btn]
         self.start_btn.click(self.start, [lang, self.owner, *cfg.fields],
                              [self.message, self.notice, self.notice_config, self.view, *btns])
         self.resume_btn.click(lambda lang, owner: self.resume(lang, owner, None), [lang, self.owner],
@@ -414,10 +431,11 @@ class TrainTab:
         self.resume_run_btn.click(self.resume, [lang, self.owner, self.pick], [self.runs_message, self.view, *btns])
         self.stop_btn.click(self.stop, [lang, self.owner], self.message)
         tick_inputs = [lang, self.last_drawn, self.smooth, self.view, self.pick, self.owner]
-        tick_outputs_ = [*self.tick_targets, self.notice, self.notice_config, self.last_drawn, *btns,
-                         *self.list_targets, self.timer]
+        tick_outputs_ = list(dict.fromkeys([*self.tick_targets, self.notice, self.notice_config, self.last_drawn,
+                                            *btns, *self.list_targets, self.timer]))
         self.timer.tick(self.tick, tick_inputs, tick_outputs_, show_progress="hidden")
         self.show_btn.click(self.show, [lang, self.pick, self.owner], [self.view, self.runs_message])
+        self.pick.change(self.pick_buttons, [self.pick, self.owner], [self.resume_run_btn], show_progress="hidden")
         self.delete_btn.click(self.ask_delete, [lang, self.pick], [self.confirm_row, self.runs_message])
         self.cancel_btn.click(lambda: {self.confirm_row: gr.update(visible=False), self.runs_message: ""}, None,
                               [self.confirm_row, self.runs_message])
