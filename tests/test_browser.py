@@ -182,6 +182,12 @@ def test_korean_from_the_first_click(app, pages, tmp_path):
     axis = pg.evaluate("() => document.querySelector('#chart-loss .js-plotly-plot').layout.xaxis.title.text")
     assert axis == "스텝"
     pg.screenshot(path=str(artifacts() / "korean-start.png"), full_page=True)
+    # Was: a reload mid-run lost the warning (it lived only in the page that pressed Start)
+    pg.reload()
+    pg.wait_for_selector("#language")
+    pg.get_by_role("tab", name="3. 학습").click()
+    pg.wait_for_function("() => document.querySelector('#train-notice').innerText.includes('다국어')")
+    pg.wait_for_function("() => !document.querySelector('#train-stop').disabled")
     pg.locator("#train-stop").click()
     wait_status(pg, "stopped")
     headers = pg.locator("#runs-table thead").inner_text()

@@ -899,13 +899,15 @@ def test_the_running_row_of_the_run_list_shows_its_rows_and_planned_steps(tiny_b
     run = Run()
     demo = _app(tmp_path, run=run)
     ctx = demo.ui.ctx
-    config = make_config(tiny_bert, tmp_path, train={"steps_per_epoch": LONG},
+    config = make_config(tiny_bert, tmp_path, dtype="auto", train={"steps_per_epoch": LONG},
                          output={"save_dir": str(ctx.runs_dir), "save_name": "live"})
     run.start(config)
     try:
         wait_for(run, lambda s: len(s.logs) >= 1)
         row = demo.ui.tabs["train"].runs_frame("en", "").iloc[0].tolist()
         assert row[0] == "live" and row[1] == "running" and row[2].endswith(f"/{LONG}") and row[4] == 40, row
+        # the precision dtype auto chose, as the finished row will say (it said "auto" while training)
+        assert row[5].endswith(run.snapshot().precision) and run.snapshot().precision != "auto", row
     finally:
         run.stop()
         assert run.wait(60)

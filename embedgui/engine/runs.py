@@ -52,7 +52,7 @@ class RunInfo:
     message: str = ""  # why it failed, when it did
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from a file, or {} when it is missing, torn or not an object (a listing never fails)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -100,10 +100,10 @@ def _metrics_only(row: dict[str, Any]) -> dict[str, float]:
 def final_metrics(run_dir: str | os.PathLike) -> tuple[dict[str, float], str]:
     """The run's final eval metrics and where they come from: the Evaluate tab, the summary or the last eval row."""
     run_dir = Path(run_dir)
-    after = _read_json(run_dir / EVALUATION_NAME).get("after")
+    after = read_json(run_dir / EVALUATION_NAME).get("after")
     if isinstance(after, dict) and after:
         return _metrics_only(after), "evaluation"
-    final = _read_json(run_dir / SUMMARY_NAME).get("final_eval")
+    final = read_json(run_dir / SUMMARY_NAME).get("final_eval")
     if isinstance(final, dict) and final:
         return _metrics_only(final), "training"
     _, evals = load_history(run_dir)
@@ -146,11 +146,11 @@ def log_tail(run_dir: str | os.PathLike, lines: int = 200) -> list[str]:
 def run_info(run_dir: str | os.PathLike, active_dir: str | os.PathLike | None = None) -> RunInfo | None:
     """What the run list shows for one folder; None when it holds no train_config.json."""
     path = Path(run_dir)
-    raw = _read_json(path / CONFIG_NAME)
+    raw = read_json(path / CONFIG_NAME)
     if not raw:
         return None
-    summary = _read_json(path / SUMMARY_NAME)
-    error = _read_json(path / ERROR_NAME)
+    summary = read_json(path / SUMMARY_NAME)
+    error = read_json(path / ERROR_NAME)
     train, optim = raw.get("train") or {}, raw.get("optim") or {}
     logs, evals = load_history(path)
     snapshot = latest_snapshot(path)
@@ -208,7 +208,7 @@ def run_folder(runs_dir: str | os.PathLike, name: str) -> Path:
 def run_config(run_dir: str | os.PathLike) -> Config:
     """The config a run trained with, pointed at its own folder: what Resume starts again."""
     path = Path(run_dir)
-    raw = _read_json(path / CONFIG_NAME)
+    raw = read_json(path / CONFIG_NAME)
     if not raw:
         raise RunsError(f"{path / CONFIG_NAME} is missing or not valid JSON; this run cannot be resumed.")
     try:
@@ -287,7 +287,7 @@ def _model_files(run_dir: Path) -> list[tuple[Path, str]]:
     """(file, path inside the model folder) for every file the exported model needs; links are never followed."""
     if not ((run_dir / "modules.json").is_file() and (run_dir / "config.json").is_file()):
         raise ExportError(f"{run_dir} holds no saved model yet; export a run after it has stopped or finished.")
-    config = _read_json(run_dir / "config.json")
+    config = read_json(run_dir / "config.json")
     patterns = _MODEL_FILES + (("*.py",) if config.get("auto_map") else ())  # custom model code it needs to load
     files = [(p, p.name) for p in sorted(run_dir.iterdir())
              if p.is_file() and not p.is_symlink() and any(p.match(pat) for pat in patterns)]
@@ -331,8 +331,8 @@ def _raised(summary: dict[str, Any], optim: dict[str, Any]) -> float | None:
 def model_card(run_dir: str | os.PathLike, repo_id: str | None = None) -> str:
     """README.md for the exported model: Hub metadata, base model, data size, settings, before/after metrics."""
     path = Path(run_dir)
-    raw, summary = _read_json(path / CONFIG_NAME), _read_json(path / SUMMARY_NAME)
-    evaluation = _read_json(path / EVALUATION_NAME)
+    raw, summary = read_json(path / CONFIG_NAME), read_json(path / SUMMARY_NAME)
+    evaluation = read_json(path / EVALUATION_NAME)
     train, optim, data = raw.get("train") or {}, raw.get("optim") or {}, raw.get("data") or {}
     model_id = str(raw.get("model_id") or "unknown")
     base = _hub_id(model_id)

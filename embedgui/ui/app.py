@@ -70,16 +70,17 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         # -- a page (re)load shows the current state: the saved config, the data in use, the runs, the run -------
         def on_load(lang: str, owner: str, pairs_now: str, saved_lang: str) -> dict:
             owner = owner or uuid.uuid4().hex  # a browser's first visit: the id it keeps (its workspace, its runs)
-            out = {**cfg.on_load(lang, owner), **data.on_load(owner), **train.on_load(lang, owner)}
-            out.update(ev.refresh_models(pairs_now, owner, from_config=True))
             # The language chosen before: setting the switch fires its change, which turns the page over.
             name = next((n for n, code in LANGUAGES.items() if code == saved_lang), None)
+            out = {**cfg.on_load(lang, owner), **data.on_load(owner),
+                   **train.on_load(lang, owner, saved_lang if name else None)}
+            out.update(ev.refresh_models(pairs_now, owner, from_config=True))
             if name and saved_lang != lang:
                 out[lang_radio] = name
             return out
 
         load_outputs = [*cfg.fields, cfg.validation, data.current, train.owner, *train.list_targets,
-                        ev.model, se.model, ev.pairs, se.corpus, lang_radio]
+                        train.notice, train.notice_config, ev.model, se.model, ev.pairs, se.corpus, lang_radio]
         # No progress overlay: it would put a "0.0s" timer over the run's text on every reload.
         demo.load(on_load, [ui.lang, train.owner, ev.pairs, stored_lang], list(dict.fromkeys(load_outputs)),
                   show_progress="hidden")
@@ -88,7 +89,9 @@ def create_app(ctx: AppContext) -> gr.Blocks:
         def switch(choice: str, owner: str, started: dict | None, *values) -> dict:
             lang = LANGUAGES[choice]
             out = {ui.lang: lang, stored_lang: lang, **texts.updates(lang),
-                   cfg.validation: cfg.relabel(lang, owner, *values), train.notice: train.notice_text(started, lang)}
+                   cfg.validation: cfg.relabel(lang, owner, *values)}
+            if started:  # the Start notice in the new language; a refusal note (no config) stays as it was
+                out[train.notice] = train.notice_text(started, lang)
             # the run list's rows in lang too (its headers, status words), with the label the registry gives it
             out[train.runs] = gr.update(**out[train.runs], value=train.runs_frame(lang, owner))
             return out

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..engine.config import Config
+from ..engine.config import DEFAULT_MODEL_ID, Config
 from ..engine.data import PairsError, find_pairs_path
+from ..engine.modeling import packaged_model_path
 from .base import note
 from .i18n import t
 
@@ -36,6 +37,9 @@ def korean_share(pairs_path: str | None, limit: int = 400) -> float:
 def language_warning(config: Config, lang: str) -> str:
     """A warning when an English-only model is about to learn mostly Korean data; "" otherwise."""
     model = str(config.model_id)
+    packaged = packaged_model_path()
+    if packaged is not None and model and Path(model).expanduser().resolve() == packaged.resolve():
+        model = DEFAULT_MODEL_ID  # a run's own config names the packaged copy by its folder (…/model)
     name = Path(model.rstrip("/")).name
     if not ENGLISH_ONLY.search(name) or MULTILINGUAL.search(name):
         return ""

@@ -17,7 +17,7 @@ import pandas as pd
 from ..engine import runs
 from ..engine.config import ConfigError, config_from_dict
 from ..engine.runner import RunBusyError, RunOwnerError, RunSnapshot
-from ..engine.trainer import EVAL_SPLIT_NAME
+from ..engine.trainer import CONFIG_NAME, EVAL_SPLIT_NAME
 from .base import UI, note, quota_note
 from .charts import training_figures
 from .config_tab import save_config, validate
@@ -124,6 +124,8 @@ class TrainTab:
             snap = self.ui.ctx.run.snapshot()
             live.rows = live.rows if live.rows is not None else (snap.rows or None)
             live.max_steps = snap.max_steps or live.max_steps
+            if snap.precision:  # the precision it trains in (dtype auto chose it), as its finished row will say
+                live.settings["precision"] = snap.precision
         return infos
 
     def runs_frame(self, lang: str, owner: str) -> pd.DataFrame:
@@ -417,8 +419,17 @@ class TrainTab:
         return {se.model: str(folder), se.corpus: se.default_corpus(str(folder), owner),
                 self.ui.tabs["tabs"]: gr.Tabs(selected="search"), self.runs_message: ""}
 
-    def on_load(self, lang: str, owner: str) -> dict:
-        return {self.owner: owner, **self.list_updates(lang, owner=owner)}
+    def on_load(self, lang: str, owner: str, notice_lang: str | None = None) -> dict:
+        """notice_lang: the language the page turns to right after the load (the one chosen before), in which the
+        Start notice is written (the language switch that follows may not see the notice's config yet)."""
+        out = {self.owner: owner, **self.list_updates(lang, owner=owner)}
+        run = self.ui.ctx.run
+        if run.active and run.current_dir and run.can_control(owner or None):
+            # a reload mid-run keeps the Start notice (the language warning above all), rebuilt from the run's config
+            started = runs.read_json(Path(run.current_dir) / CONFIG_NAME)
+            if started:
+                out.update({self.notice: self.notice_text(started, notice_lang or lang), self.notice_config: started})
+        return out
 
     def wire(self) -> None:
         ui, lang = self.ui, self.ui.lang
