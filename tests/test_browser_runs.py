@@ -112,6 +112,10 @@ def test_a_refused_start_stays_said_when_the_train_tab_was_just_opened(pg, works
     lr.fill("5")
     lr.press("Tab")
     pg.wait_for_function("() => document.querySelector('#config-validation').innerText.includes('optim.lr')")
+    # Was: the problem was listed only at the top of a long form, out of sight of the field: it also pops up
+    toast = pg.locator('[data-testid="toast-body"]', has_text="optim.lr")
+    toast.first.wait_for(timeout=10_000)
+    assert "5.0 is not allowed" in toast.first.inner_text()
     pg.get_by_role("tab", name="3. Train").click()
     pg.locator("#train-start").click()
     pg.wait_for_timeout(3000)  # several ticks of the timer

@@ -390,8 +390,21 @@ class ConfigTab:
 
         # A paste (or a browser's autofill) into a text box fires no input event in Gradio: leaving the box saves too.
         triggers = [f.input for f in self.fields] + [f.blur for f in self.fields if isinstance(f, gr.Textbox)]
-        gr.on(triggers, self.edited, [lang, owner, *self.fields],
-              [self.validation, self.field("data.eval_path")], show_progress="hidden", trigger_mode="always_last")
+        said = gr.State([])  # the problems this page has already shown as a pop-up
+
+        def edited_here(lang: str, owner: str, shown: list, *values) -> dict:
+            out = self.edited(lang, owner, *values)
+            problems = self.problems(owner, values)
+            # The list of problems sits at the top of a long form, out of sight of the field being typed in: a
+            # problem that is new since the last edit also pops up where the user is looking.
+            for problem in problems:
+                if problem not in (shown or []):
+                    gr.Warning(engine_text(problem, lang))
+            return {**out, said: problems}
+
+        gr.on(triggers, edited_here, [lang, owner, said, *self.fields],
+              [self.validation, self.field("data.eval_path"), said], show_progress="hidden",
+              trigger_mode="always_last")
 
         def load_file(lang: str, owner: str, path: str | None):
             values, errors = load_config_file(path)
@@ -402,6 +415,10 @@ class ConfigTab:
         self.load_file.upload(load_file, [lang, owner, self.load_file], [*self.fields, self.validation])
 
         self.save_btn.click(self.save, [lang, owner, *self.fields], [self.download, self.validation])
+
+    def problems(self, owner: str, values: tuple | list) -> list[str]:
+        """The form's problems as the validation lists them (hosted refusals included)."""
+        return validate(self.ui.ctx.visitor(owner), values)[1]
 
     def edited(self, lang: str, owner: str, *values) -> dict:
         """A form edit: its problems, and the autosave of a valid form (with the eval file following the pairs file
