@@ -147,6 +147,30 @@ def test_the_trainer_itself_refuses_files_outside_the_roots(tmp_path, secret, ti
     assert not list((ws / "runs").rglob("eval_pairs.jsonl"))
 
 
+def test_a_hosted_run_in_its_own_process_keeps_to_the_visitors_folders(tmp_path, tiny_bert):
+    """The app trains in a process of its own, whose config lost the hosted roots: its loaders did not confine
+    again, and the bundled sample's mined negatives were cached beside the sample (shared by every visitor)."""
+    from embedgui.engine.runner import Run
+
+    shared = tmp_path / "assets"
+    shared.mkdir()
+    pairs = shared / "sample.jsonl"
+    pairs.write_text("".join(f'{{"anchor": "term {i}", "positive": "definition of word {i}"}}\n' for i in range(16)))
+    visitor = tmp_path / "ws" / "visitors" / "alice"
+    (visitor / "data").mkdir(parents=True)
+    config = Config(model_id=str(tiny_bert), device="cpu", dtype="float32")
+    config.data.pairs_path = str(pairs)
+    config.train.batch_size, config.train.steps_per_epoch = 4, 2
+    config.output.save_dir, config.output.save_name = str(visitor / "runs"), "r"
+    config.base_dir, config.allowed_roots = str(visitor), [str(visitor), str(shared), str(tiny_bert)]
+    run = Run(single_user=False)
+    run.start(config, owner="alice")
+    assert run.wait(180)
+    snap = run.snapshot()
+    assert snap.status == "finished", snap.message
+    assert not list(shared.glob("*.mined-*")) and list((visitor / "data").glob("sample.mined-*.jsonl"))
+
+
 def test_hosted_app_caps_the_size_of_a_job(tmp_path):
     ctx = AppContext.create(tmp_path / "ws", hosted=True)
     config = Config()

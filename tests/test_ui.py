@@ -335,6 +335,27 @@ def test_buttons_that_could_do_nothing_are_off(tmp_path):
     assert out[train.stop_btn]["interactive"] is True and out[train.resume_btn]["interactive"] is False
 
 
+def test_resume_comes_back_when_the_stopped_runs_thread_has_exited(tmp_path):
+    """The run's status turns "stopped" before its thread has tidied up and exited: a tick in that gap drew the
+    list with the run still going (Resume off), and no later tick drew it again, so Resume stayed off."""
+    import json
+
+    folder = tmp_path / "ws" / "runs" / "r"
+    (folder / "checkpoints" / "step-00000003").mkdir(parents=True)
+    (folder / "checkpoints" / "step-00000003" / "model.pt").write_bytes(b"w")
+    (folder / "train_config.json").write_text(json.dumps({"train": {"epochs": 1}}))
+    (folder / "metrics_summary.json").write_text(json.dumps({"status": "stopped", "steps": 3, "max_steps": 8}))
+    run = _FakeRun(RunSnapshot(status="stopped", step=3, max_steps=8, run_dir=str(folder)))
+    run.active, run.current_dir = True, str(folder)  # the thread is still in its clean-up
+    demo = _app(tmp_path, run)
+    train = demo.ui.tabs["train"]
+    first = train.tick("en", None, False, "", None)
+    assert first[train.resume_btn]["interactive"] is False
+    run.active = False  # the thread has exited
+    later = train.tick("en", first[train.last_drawn], False, "", "r")
+    assert later[train.resume_btn]["interactive"] is True and later[train.resume_run_btn]["interactive"] is True
+
+
 def test_ticks_under_load_send_only_what_changed(tmp_path, monkeypatch):
     """Many open pages polling a run: an unchanged tick sends the progress line only, and charts follow a page
     at most every CHART_SECONDS while the run trains (serialising them per page per step starved training)."""

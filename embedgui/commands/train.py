@@ -68,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # a hosted app's cap on one run's training time, counting earlier starts of the run (the app passes them)
     parser.add_argument("--time-limit", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--time-used", type=float, default=0.0, help=argparse.SUPPRESS)
+    # a hosted app's folders (its visitor's first): the process's loaders and its mining cache stay inside them
+    parser.add_argument("--allowed-root", action="append", default=None, help=argparse.SUPPRESS)
 
 
 def check(config_path: str, resume: bool = False) -> list[str]:
@@ -178,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         if args.events and main:
             callbacks.append(EventFile(args.events))
         config = load_config(args.config)
+        if args.allowed_root:
+            config.allowed_roots = list(args.allowed_root)
         if args.resume:
             config.train.resume = True
         trainer = Trainer(config, callbacks=callbacks)

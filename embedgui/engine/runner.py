@@ -285,6 +285,8 @@ class Run:
         used = _hosted_record(run_dir).get("seconds", 0.0) if self.max_minutes else 0.0
         if self.max_minutes:  # the cap counts every start of this run, so resuming does not reset it
             command += ["--time-limit", f"{self.max_minutes:g}", "--time-used", f"{used:.1f}"]
+        for root in config.allowed_roots or []:  # a hosted app's folders: the process's loaders confine to them too
+            command += ["--allowed-root", str(root)]
         package_root = str(Path(__file__).resolve().parents[2])  # embedgui importable whatever the cwd
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         if processes > 1:

@@ -184,8 +184,11 @@ class TrainTab:
 
     def tick(self, lang: str, last: Any, smooth: bool, view: str, picked: str | None, owner: str = "") -> dict:
         snap = self.ui.ctx.run.snapshot()
+        # alive: the run's thread or process has not yet exited; it outlives the status change by its clean-up, and
+        # the run list (its "running" row, the Resume buttons) is drawn again once it has
+        alive = self.ui.ctx.run.active
         key = (lang, snap.status, snap.step, len(snap.logs), len(snap.evals), len(snap.log_lines), snap.message,
-               smooth, view)
+               smooth, view, alive)
         # last: (key drawn, when this page's charts were last sent, whether they show that key, its timer interval)
         prev_key, charts_at, charts_current, every_was = last if isinstance(last, (list, tuple)) and len(last) == 4 \
             else (None, 0.0, False, 1.0)
@@ -233,7 +236,8 @@ class TrainTab:
         out.update(shown)
         if figs is not None:
             out.update(zip([self.loss_plot, self.acc_plot, self.lr_plot, self.eval_plot], figs))
-        if prev_key is None or prev_key[1] != snap.status or prev_key[0] != lang:  # a run started or ended
+        if prev_key is None or prev_key[1] != snap.status or prev_key[0] != lang or prev_key[9:] != key[9:]:
+            # a run started or ended (its status, then its thread)
             out.update(self.list_updates(lang, picked, owner))
             if snap.status == "failed" and snap.step == 0 and snap.run_dir and not Path(snap.run_dir).exists():
                 out.update({self.notice: "", self.notice_config: None})  # "Started in X", but X was removed
