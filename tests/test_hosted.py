@@ -319,6 +319,7 @@ def test_a_hosted_app_saves_the_config_but_serves_no_config_file(tmp_path):
         if hosted:
             assert out[cfg.download] is None and "hands out no config files" in out[cfg.validation]
             assert not cfg.command.visible and str(tmp_path) not in cfg.command.value  # the server's own path
+            assert "HF_TOKEN" not in demo.ui.tabs["train"].token.label  # the token box asks for the visitor's own
         else:
             assert out[cfg.download] == str(ctx.config_path)
 

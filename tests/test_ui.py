@@ -356,6 +356,28 @@ def test_resume_comes_back_when_the_stopped_runs_thread_has_exited(tmp_path):
     assert later[train.resume_btn]["interactive"] is True and later[train.resume_run_btn]["interactive"] is True
 
 
+def test_the_start_notice_warns_about_korean_data_named_relative_to_the_workspace(tmp_path, monkeypatch):
+    """The notice rebuilt the config without its folder: `data/ko.jsonl` was looked for in the working directory
+    (on a hosted app an empty one), so Start gave no language warning where the Config tab gave one."""
+    import json
+
+    from embedgui.ui import config_tab as ct
+
+    class Starting(_FakeRun):
+        def start(self, config, owner=None):
+            self.started = config
+
+    monkeypatch.chdir(tmp_path)  # not the workspace
+    demo = _app(tmp_path, Starting(RunSnapshot(status="idle")))
+    train, ctx = demo.ui.tabs["train"], demo.ui.ctx
+    (ctx.data_dir / "ko.jsonl").write_text("".join(json.dumps({"anchor": f"용어 {i}", "positive": f"설명 {i}"},
+                                                              ensure_ascii=False) + "\n" for i in range(8)))
+    values = ct.config_to_values(ct.workspace_config(ctx))
+    values[[spec.path for spec in ct.field_specs()].index("data.pairs_path")] = "data/ko.jsonl"
+    out = train.start("en", "", *values)
+    assert "English-only" in out[train.notice] or "multilingual" in out[train.notice], out[train.notice]
+
+
 def test_ticks_under_load_send_only_what_changed(tmp_path, monkeypatch):
     """Many open pages polling a run: an unchanged tick sends the progress line only, and charts follow a page
     at most every CHART_SECONDS while the run trains (serialising them per page per step starved training)."""

@@ -91,7 +91,7 @@ def create_app(ctx: AppContext) -> gr.Blocks:
             out = {ui.lang: lang, stored_lang: lang, **texts.updates(lang),
                    cfg.validation: cfg.relabel(lang, owner, *values)}
             if started:  # the Start notice in the new language; a refusal note (no config) stays as it was
-                out[train.notice] = train.notice_text(started, lang)
+                out[train.notice] = train.notice_text(started, lang, owner)
             # the run list's rows in lang too (its headers, status words), with the label the registry gives it
             out[train.runs] = gr.update(**out[train.runs], value=train.runs_frame(lang, owner))
             return out

@@ -126,6 +126,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "train.hub_private": ("Private repository", "비공개 저장소"),
     "train.hub_token": ("Hugging Face token (empty: HF_TOKEN from the environment; never stored)",
                         "Hugging Face 토큰(비우면 환경 변수 HF_TOKEN 사용, 저장하지 않음)"),
+    "train.hub_token_hosted": ("Hugging Face token with write access (yours: this shared app has none; never stored)",
+                               "쓰기 권한이 있는 본인의 Hugging Face 토큰(이 공유 앱에는 토큰이 없음, 저장하지 않음)"),
     "train.hub_push": ("Push to the Hub", "허브에 올리기"),
     "train.pushed": ("Pushed to {url}", "{url}에 올렸습니다"),
     "train.no_model": ("`{name}` has no saved model yet.", "`{name}`에는 아직 저장된 모델이 없습니다."),

@@ -91,7 +91,9 @@ class TrainTab:
                 with gr.Row():
                     self.repo = tx.make(gr.Textbox, "train.hub_repo", elem_id="hub-repo", scale=2)
                     self.private = tx.make(gr.Checkbox, "train.hub_private", value=True, scale=1)
-                    self.token = tx.make(gr.Textbox, "train.hub_token", type="password", elem_id="hub-token", scale=2)
+                    # a hosted app never pushes with the operator's HF_TOKEN (runs.push_to_hub)
+                    label = "train.hub_token_hosted" if ui.ctx.hosted else "train.hub_token"
+                    self.token = tx.make(gr.Textbox, label, type="password", elem_id="hub-token", scale=2)
                     self.push_btn = tx.make(gr.Button, "train.hub_push", "value", elem_id="hub-push", scale=1)
             with tx.make(gr.Accordion, "train.compare", open=False):
                 with gr.Row():
@@ -267,18 +269,21 @@ class TrainTab:
         except ConfigError as e:  # the runner's check when it starts the run (config.validate, the data paths)
             return self._refused(note(lang, "error", "\n".join(f"- {engine_text(x, lang)}" for x in e.errors)))
         started = config.to_dict()
-        return {self.notice: self.notice_text(started, lang), self.notice_config: started, self.view: "",
+        return {self.notice: self.notice_text(started, lang, owner), self.notice_config: started, self.view: "",
                 **self.buttons(True)}
 
     def _refused(self, text: str) -> dict:
         return {self.notice: text, self.notice_config: None}
 
-    @staticmethod
-    def notice_text(started: dict | None, lang: str) -> str:
-        """Under the progress line after a Start: the language warning, else which folder the new run is in."""
+    def notice_text(self, started: dict | None, lang: str, owner: str = "") -> str:
+        """Under the progress line after a Start: the language warning, else which folder the new run is in. The
+        config's paths are read as the run reads them: beside the (visitor's) workspace, inside its folders."""
         if not started:
             return ""
+        ctx = self.ui.ctx.visitor(owner)
         config = config_from_dict(started)
+        config.base_dir = str(ctx.workspace)
+        config.allowed_roots = [str(r) for r in ctx.allowed_roots] if ctx.hosted else None
         return language_warning(config, lang) or t(lang, "train.started_in", name=config.output.save_name)
 
     def resume(self, lang: str, owner: str, name: str | None) -> dict:
@@ -432,7 +437,8 @@ class TrainTab:
             # a reload mid-run keeps the Start notice (the language warning above all), rebuilt from the run's config
             started = runs.read_json(Path(run.current_dir) / CONFIG_NAME)
             if started:
-                out.update({self.notice: self.notice_text(started, notice_lang or lang), self.notice_config: started})
+                out.update({self.notice: self.notice_text(started, notice_lang or lang, owner),
+                            self.notice_config: started})
         return out
 
     def wire(self) -> None:
