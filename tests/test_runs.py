@@ -179,6 +179,19 @@ def test_run_config_points_at_the_folder_and_never_resumes(tmp_path):
         runs.run_config(folder)
 
 
+def test_a_run_saved_with_early_stopping_it_could_not_use_still_resumes(tmp_path):
+    """early_stopping_patience without evaluations became a config error; a run saved before that (it trained
+    without early stopping, with a warning) must still resume from the run list, where its config cannot be
+    edited."""
+    folder = tmp_path / "runs" / "old"
+    write(folder / "train_config.json", json.dumps({"train": {"early_stopping_patience": 3, "eval_every": 0}}))
+    config = runs.run_config(folder)
+    assert config.train.early_stopping_patience is None and config.run_dir == folder
+    write(folder / "train_config.json", json.dumps({"train": {"early_stopping_patience": 3, "eval_every": 5},
+                                                    "data": {"eval_split": 0.1}}))
+    assert runs.run_config(folder).train.early_stopping_patience == 3  # one it could use stays
+
+
 # -- model card and export (fake model files) -----------------------------------------------------------------
 def test_model_card_is_a_hub_card_with_data_settings_and_before_after(tmp_path):
     from huggingface_hub import ModelCard

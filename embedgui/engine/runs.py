@@ -211,6 +211,11 @@ def run_config(run_dir: str | os.PathLike) -> Config:
     raw = read_json(path / CONFIG_NAME)
     if not raw:
         raise RunsError(f"{path / CONFIG_NAME} is missing or not valid JSON; this run cannot be resumed.")
+    train, data = raw.get("train") or {}, raw.get("data") or {}
+    if train.get("early_stopping_patience") and not ((data.get("eval_path") or data.get("eval_split"))
+                                                    and train.get("eval_every")):
+        # saved before this was a config error: the run trained without early stopping, and resumes so
+        train["early_stopping_patience"] = None
     try:
         config = config_from_dict(raw, str(path / CONFIG_NAME))
     except ConfigError as e:
