@@ -79,7 +79,7 @@ def create_app(ctx: AppContext) -> gr.Blocks:
                 out[lang_radio] = name
             return out
 
-        load_outputs = [*cfg.fields, cfg.validation, data.current, train.owner, *train.list_targets,
+        load_outputs = [*cfg.fields, cfg.validation, cfg.said, data.current, train.owner, *train.list_targets,
                         train.notice, train.notice_config, ev.model, se.model, ev.pairs, se.corpus, lang_radio]
         # No progress overlay: it would put a "0.0s" timer over the run's text on every reload.
         demo.load(on_load, [ui.lang, train.owner, ev.pairs, stored_lang], list(dict.fromkeys(load_outputs)),

@@ -311,6 +311,7 @@ class ConfigTab:
         self.specs = field_specs()
         self._path: dict[int, str] = {}
         self.fields: list[gr.components.Component] = []
+        self.said = gr.State([])  # the problems this page has already shown (a pop-up says only new ones)
         values = dict(zip([s.path for s in self.specs], config_to_values(workspace_config(ui.ctx))))
         groups = [("config.section.model", [s for s in self.specs if "." not in s.path])]
         groups += [(section, [s for s in self.specs if s.path.startswith(section + ".")]) for section in SECTIONS]
@@ -383,27 +384,25 @@ class ConfigTab:
             config.allowed_roots = [str(r) for r in ctx.allowed_roots]
         elif not errors and not ctx.config_path.exists():  # the command the tab shows must find the form's config
             save_config(ctx, config)
-        return {**self.form_updates(config), self.validation: validation_markdown(lang, errors, config)}
+        return {**self.form_updates(config), self.validation: validation_markdown(lang, errors, config),
+                self.said: errors}
 
     def wire(self) -> None:
         lang, owner = self.ui.lang, self.ui.tabs["train"].owner
 
         # A paste (or a browser's autofill) into a text box fires no input event in Gradio: leaving the box saves too.
         triggers = [f.input for f in self.fields] + [f.blur for f in self.fields if isinstance(f, gr.Textbox)]
-        said = gr.State([])  # the problems this page has already shown as a pop-up
-
         def edited_here(lang: str, owner: str, shown: list, *values) -> dict:
-            out = self.edited(lang, owner, *values)
-            problems = self.problems(owner, values)
+            out, problems = self._edit(lang, owner, values)
             # The list of problems sits at the top of a long form, out of sight of the field being typed in: a
-            # problem that is new since the last edit also pops up where the user is looking.
+            # problem that is new since the last edit (or the page load) also pops up where the user is looking.
             for problem in problems:
                 if problem not in (shown or []):
                     gr.Warning(engine_text(problem, lang))
-            return {**out, said: problems}
+            return {**out, self.said: problems}
 
-        gr.on(triggers, edited_here, [lang, owner, said, *self.fields],
-              [self.validation, self.field("data.eval_path"), said], show_progress="hidden",
+        gr.on(triggers, edited_here, [lang, owner, self.said, *self.fields],
+              [self.validation, self.field("data.eval_path"), self.said], show_progress="hidden",
               trigger_mode="always_last")
 
         def load_file(lang: str, owner: str, path: str | None):
@@ -416,13 +415,13 @@ class ConfigTab:
 
         self.save_btn.click(self.save, [lang, owner, *self.fields], [self.download, self.validation])
 
-    def problems(self, owner: str, values: tuple | list) -> list[str]:
-        """The form's problems as the validation lists them (hosted refusals included)."""
-        return validate(self.ui.ctx.visitor(owner), values)[1]
-
     def edited(self, lang: str, owner: str, *values) -> dict:
         """A form edit: its problems, and the autosave of a valid form (with the eval file following the pairs file
         it was split from: follow_pairs_file, unless that would make the config invalid)."""
+        return self._edit(lang, owner, values)[0]
+
+    def _edit(self, lang: str, owner: str, values: tuple | list) -> tuple[dict, list[str]]:
+        """edited(), and the problems it found."""
         ctx = self.ui.ctx.visitor(owner)
         config, errors = validate(ctx, values)
         out = {}
@@ -434,7 +433,7 @@ class ConfigTab:
             if moved is not None:
                 out[self.field("data.eval_path")] = moved
             save_config(ctx, config)  # autosave: a reload, Start and the command line see this form
-        return {**out, self.validation: validation_markdown(lang, errors, config)}
+        return {**out, self.validation: validation_markdown(lang, errors, config)}, errors
 
     def save(self, lang: str, owner: str, *values) -> dict:
         """Save the form as the workspace config and offer it for download; a hosted app serves no config file (it
