@@ -23,10 +23,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -c "import torch" 2>/dev/null || { echo "setup: torch failed to install"; exit 1; }
   fi
   .venv/bin/pip install -q -r "$req" 2>&1 | grep -v "^WARNING: Location" || true
-  # the checkout itself, editable: `python -m embedgui` and the `embedgui` command work from any folder
-  .venv/bin/pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
-  root=$(pwd)
-  (cd / && "$root/.venv/bin/python" -c "import embedgui.engine.trainer, transformers, sentence_transformers") \
+  .venv/bin/python -c "import transformers, sentence_transformers" \
     || { echo "setup: installing $req failed; see the messages above"; exit 1; }
+  # the checkout itself, editable: `python -m embedgui` and the `embedgui` command work from any folder. With the
+  # venv's own setuptools first (no index needed), else pip fetches a build backend.
+  .venv/bin/pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 \
+    || .venv/bin/pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+  root=$(pwd)
+  (cd / && "$root/.venv/bin/python" -c "import embedgui.engine.trainer") \
+    || { echo "setup: installing the checkout itself (pip install -e .) failed; see the messages above"; exit 1; }
   echo "$want" > "$stamp"
 fi
