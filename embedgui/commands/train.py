@@ -86,8 +86,7 @@ def check(config_path: str, resume: bool = False) -> list[str]:
     from ..engine.train_data import load_training_data, nothing_to_learn, plan_batches
     from ..engine.trainer import TrainingError
 
-    config = load_config(config_path)
-    c = config
+    c = load_config(config_path)
     model = resolve_model_path(c.model_id, c.base_dir, c.allowed_roots)
     if Path(model).is_dir():
         packaged = packaged_model_path()

@@ -275,11 +275,11 @@ def _type_words(kinds: set[type]) -> str:
 
 def _homes(key: str) -> list[str]:
     """Where a key is a setting of the config: temperature -> ["train.temperature"]."""
-    homes = []
+    homes, hints = [], typing.get_type_hints(Config)
     for f in dataclasses.fields(Config):
-        tp = typing.get_type_hints(Config).get(f.name)
         if _is_internal(f):
             continue
+        tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
             homes += [f"{f.name}.{g.name}" for g in dataclasses.fields(tp) if g.name == key and not _is_internal(g)]
         elif f.name == key:

@@ -153,8 +153,8 @@ class TrainTab:
     def pick_buttons(self, picked: str | None, owner: str = "") -> dict:
         """"Resume this run" follows the picked run: on only for one with a snapshot to go on from."""
         info = runs.run_info(self._folder(picked, owner)) if picked else None
-        return {self.resume_run_btn: gr.update(interactive=not self.ui.ctx.run.active and bool(info and
-                                                                                             info.resumable))}
+        resumable = info is not None and info.resumable
+        return {self.resume_run_btn: gr.update(interactive=resumable and not self.ui.ctx.run.active)}
 
     def buttons(self, active: bool) -> dict:
         """Start is off and Stop on while a run is going (the engine refuses a second run anyway); the Resume
